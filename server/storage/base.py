@@ -24,6 +24,11 @@ class StorageError(Exception):
     """The backend could not do what was asked (I/O error, S3 error, disk full)."""
 
 
+class PartialReadUnsupported(StorageError):
+    """The backend cannot read this incomplete upload back (S3: parts of an open multipart
+    upload are not readable). Raised by `read` before any byte is sent."""
+
+
 class ChunkWriter(ABC):
     """Appends one PATCH body to an upload, starting at the upload's current offset.
 
@@ -67,7 +72,11 @@ class UploadStore(ABC):
 
     @abstractmethod
     def read(self, upload_id: str, state: StorageState, offset: int) -> AsyncIterator[bytes]:
-        """Stream the first `offset` bytes of the upload (what is stored so far)."""
+        """Stream the first `offset` bytes of the upload (what is stored so far).
+
+        Raises PartialReadUnsupported (at once, not while iterating) when the backend cannot
+        read an incomplete upload back; a complete upload is always readable.
+        """
 
     @abstractmethod
     def local_path(

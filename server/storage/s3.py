@@ -1,0 +1,615 @@
+"""S3 backend (boto3): one S3 multipart upload per tus upload, media as plain objects.
+
+Key layout in the bucket:
+    uploads/{upload_id}          the upload's object; target of its multipart upload, complete
+                                 (readable) once `finish` or `concat` returned
+    tails/{upload_id}/{start}    bytes past the last full part (fewer than `part_size`), where
+                                 `start` is the upload offset of the tail's first byte
+    media/{key}                  media objects (originals, derivatives)
+
+The state dict persisted by the caller:
+    mpu        the multipart UploadId (None once complete)
+    parts      [[part_number, etag, size], ...] committed parts, every one `part_size` bytes
+    tail       bytes in the tail object (offset = sum of part sizes + tail)
+    stale_tail start of a tail object the last commit replaced, deleted by the next commit
+    complete   True once uploads/{id} holds the whole upload
+
+Why it is exact under crashes and rollbacks: the stored state only ever names parts and a tail
+that a commit finished writing. A writer uploads new parts under part numbers past the committed
+ones (a later writer overwrites those numbers) and writes its tail under a key named by where the
+tail starts, so a tail written by a commit whose state was never persisted either has another
+key or holds the committed tail as its prefix; the tail is always read with a byte range.
+
+Reading an incomplete upload: S3 cannot read parts of an open multipart upload, so `read` serves
+an incomplete upload only while it has no full part yet (it is all in its tail object); past
+that it raises `PartialReadUnsupported`.
+
+boto3 is synchronous: every call runs in a worker thread (anyio), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from server.settings import Settings
+from server.storage.base import (
+    ChunkWriter,
+    MediaObject,
+    MediaStore,
+    PartialReadUnsupported,
+    StorageError,
+    StorageState,
+    UploadStore,
+)
+
+MiB = 1024 * 1024
+MIN_PART = 5 * MiB  # S3's smallest part (all but the last)
+MAX_COPY_PART = 5 * 1024 * MiB  # S3's largest UploadPartCopy range
+READ_BLOCK = 1 * MiB
+T = TypeVar("T")
+
+
+def make_client(settings: Settings, max_connections: int = 32) -> Any:
+    config = botocore.config.Config(
+        region_name=settings.s3_region or "us-east-1",
+        signature_version="s3v4",
+        # Path style works with any endpoint (IP, localhost); virtual hosts need DNS per bucket.
+        s3={"addressing_style": "path"} if settings.s3_endpoint_url else {},
+        max_pool_connections=max_connections,
+        retries={"mode": "standard", "max_attempts": 4},
+        connect_timeout=5,
+        read_timeout=60,
+        # Checksums only where S3 demands them: S3-compatible servers differ in what they
+        # accept, and SigV4 already hashes the payload on plain HTTP.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    return boto3.session.Session().client(
+        "s3", endpoint_url=settings.s3_endpoint_url, config=config
+    )
+
+
+def _error_code(exc: BaseException) -> str:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+async def _call(fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run one boto3 call in a worker thread; its failures become StorageError."""
+    try:
+        return await anyio.to_thread.run_sync(lambda: fn(**kwargs))
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise StorageError(f"S3 {getattr(fn, '__name__', 'call')} failed: {exc}") from exc
+
+
+def _is_missing(exc: StorageError) -> bool:
+    return _error_code(exc.__cause__ or exc) in ("NoSuchKey", "404", "NotFound", "NoSuchUpload")
+
+
+async def _stream_object(
+    client: Any, bucket: str, key: str, length: int | None = None
+) -> AsyncIterator[bytes]:
+    """The object's bytes (its first `length` bytes when given), one thread hop per block."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if length is not None:
+        if length == 0:
+            return
+        kwargs["Range"] = f"bytes=0-{length - 1}"
+    try:
+        response = await _call(client.get_object, **kwargs)
+    except StorageError as exc:
+        if _is_missing(exc):
+            raise FileNotFoundError(key) from exc
+        raise
+    body = response["Body"]
+    try:
+        while True:
+            block = await anyio.to_thread.run_sync(body.read, READ_BLOCK)
+            if not block:
+                return
+            yield block
+    finally:
+        body.close()
+
+
+class S3ChunkWriter(ChunkWriter):
+    """Gathers bytes into parts of `part_size` and uploads up to `concurrency` of them at once.
+
+    Memory per writer: the tail being filled plus the parts in flight, at most
+    (concurrency + 1) * part_size. Nothing touches local disk.
+    """
+
+    def __init__(self, store: S3UploadStore, upload_id: str, state: StorageState) -> None:
+        self._store = store
+        self._id = upload_id
+        self._state = state
+        self._parts: list[list[Any]] = [list(part) for part in state["parts"]]
+        self._buffer = bytearray()
+        self._tail_loaded = state["tail"] == 0
+        self._inflight: deque[asyncio.Task[list[Any]]] = deque()
+        self._failed: BaseException | None = None
+        self.written = 0
+
+    async def write(self, data: bytes) -> None:
+        if self._failed is not None:
+            raise StorageError("an earlier part upload failed") from self._failed
+        if not data:
+            return
+        if not self._tail_loaded:
+            self._buffer += await self._store.read_tail(self._id, self._state)
+            self._tail_loaded = True
+        self._buffer += data
+        self.written += len(data)
+        size = self._store.part_size
+        while len(self._buffer) >= size:
+            block = bytes(self._buffer[:size])
+            del self._buffer[:size]
+            await self._send_part(block)
+
+    async def _send_part(self, block: bytes) -> None:
+        while len(self._inflight) >= self._store.write_concurrency:
+            await self._settle_oldest()
+        number = len(self._parts) + len(self._inflight) + 1
+        task = asyncio.create_task(self._store.upload_part(self._id, self._state, number, block))
+        self._inflight.append(task)
+
+    async def _settle_oldest(self) -> None:
+        task = self._inflight.popleft()
+        try:
+            self._parts.append(await task)
+        except BaseException as exc:
+            self._failed = exc
+            await self._drain()
+            raise
+
+    async def _drain(self) -> None:
+        """Wait for every part in flight (threads cannot be cancelled), keeping the first error."""
+        while self._inflight:
+            task = self._inflight.popleft()
+            try:
+                part = await task
+            except BaseException as exc:  # noqa: BLE001 - remembered, raised by the caller
+                self._failed = self._failed or exc
+            else:
+                if self._failed is None:
+                    self._parts.append(part)
+
+    async def commit(self) -> StorageState:
+        await self._drain()
+        if self._failed is not None:
+            raise StorageError("a part upload failed; nothing of this chunk was kept") from (
+                self._failed
+            )
+        state = self._state
+        if self.written == 0:
+            return dict(state)
+        old_start = _parts_size(state["parts"])
+        start = _parts_size(self._parts)
+        tail = bytes(self._buffer)
+        if tail:
+            await self._store.write_tail(self._id, start, tail)
+        if state.get("stale_tail") is not None:
+            # Persisted state named it stale, so no state that anyone can still load uses it.
+            await self._store.delete_tail(self._id, state["stale_tail"])
+        moved = start != old_start and state["tail"] > 0
+        return {
+            **state,
+            "parts": self._parts,
+            "tail": len(tail),
+            "stale_tail": old_start if moved else None,
+        }
+
+    async def rollback(self) -> None:
+        # Parts uploaded under new numbers stay in the multipart upload unreferenced and are
+        # overwritten by the next writer; the committed tail object was never touched.
+        self._failed = self._failed or StorageError("rolled back")
+        await self._drain()
+        self._buffer = bytearray()
+
+
+def _parts_size(parts: list[list[Any]]) -> int:
+    return sum(part[2] for part in parts)
+
+
+def _offset(state: StorageState) -> int:
+    return _parts_size(state["parts"]) + state["tail"]
+
+
+class S3UploadStore(UploadStore):
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        part_size: int = 8 * MiB,
+        write_concurrency: int = 4,
+        tmp_dir: Path | None = None,
+    ) -> None:
+        if part_size < MIN_PART:
+            raise ValueError(f"part_size must be at least {MIN_PART} bytes")
+        self.client = client
+        self.bucket = bucket
+        self.part_size = part_size
+        self.write_concurrency = max(1, write_concurrency)
+        self.tmp_dir = tmp_dir
+
+    def key(self, upload_id: str) -> str:
+        return f"uploads/{upload_id}"
+
+    def tail_key(self, upload_id: str, start: int) -> str:
+        return f"tails/{upload_id}/{start}"
+
+    async def create(self, upload_id: str) -> StorageState:
+        response = await _call(
+            self.client.create_multipart_upload, Bucket=self.bucket, Key=self.key(upload_id)
+        )
+        return {
+            "mpu": response["UploadId"],
+            "parts": [],
+            "tail": 0,
+            "stale_tail": None,
+            "complete": False,
+        }
+
+    async def open_writer(self, upload_id: str, offset: int, state: StorageState) -> ChunkWriter:
+        if state.get("complete"):
+            raise StorageError("upload is already complete")
+        if _offset(state) != offset:
+            raise StorageError(f"stored state ends at {_offset(state)}, not at offset {offset}")
+        return S3ChunkWriter(self, upload_id, state)
+
+    async def upload_part(
+        self, upload_id: str, state: StorageState, number: int, block: bytes
+    ) -> list[Any]:
+        response = await _call(
+            self.client.upload_part,
+            Bucket=self.bucket,
+            Key=self.key(upload_id),
+            UploadId=state["mpu"],
+            PartNumber=number,
+            Body=block,
+        )
+        return [number, response["ETag"], len(block)]
+
+    async def read_tail(self, upload_id: str, state: StorageState) -> bytes:
+        size = state["tail"]
+        key = self.tail_key(upload_id, _parts_size(state["parts"]))
+        blocks = [block async for block in _stream_object(self.client, self.bucket, key, size)]
+        tail = b"".join(blocks)
+        if len(tail) != size:
+            raise StorageError(f"tail object {key} holds {len(tail)} bytes, state says {size}")
+        return tail
+
+    async def write_tail(self, upload_id: str, start: int, data: bytes) -> None:
+        await _call(
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=self.tail_key(upload_id, start),
+            Body=data,
+        )
+
+    async def delete_tail(self, upload_id: str, start: int) -> None:
+        await _call(
+            self.client.delete_object, Bucket=self.bucket, Key=self.tail_key(upload_id, start)
+        )
+
+    async def finish(self, upload_id: str, length: int, state: StorageState) -> StorageState:
+        if state.get("complete"):
+            return state
+        if _offset(state) != length:
+            raise StorageError(f"stored state holds {_offset(state)} bytes, not {length}")
+        key = self.key(upload_id)
+        parts = [list(part) for part in state["parts"]]
+        if state["tail"]:
+            # The last part may be small: copy the tail object in on the S3 side.
+            start = _parts_size(parts)
+            parts.append(
+                await self._copy_part(
+                    key, state["mpu"], len(parts) + 1,
+                    self.tail_key(upload_id, start), 0, state["tail"],
+                )
+            )
+        await self._complete(key, state["mpu"], parts, length)
+        await self._delete_prefix(f"tails/{upload_id}/")
+        return _complete_state(length)
+
+    async def _copy_part(
+        self, key: str, mpu: str, number: int, source: str, first: int, size: int
+    ) -> list[Any]:
+        response = await _call(
+            self.client.upload_part_copy,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=mpu,
+            PartNumber=number,
+            CopySource={"Bucket": self.bucket, "Key": source},
+            CopySourceRange=f"bytes={first}-{first + size - 1}",
+        )
+        return [number, response["CopyPartResult"]["ETag"], size]
+
+    async def _complete(self, key: str, mpu: str, parts: list[list[Any]], length: int) -> None:
+        if not parts:
+            # S3 has no empty multipart upload: an empty upload is an empty object.
+            await self._abort(key, mpu)
+            await _call(self.client.put_object, Bucket=self.bucket, Key=key, Body=b"")
+            return
+        try:
+            await _call(
+                self.client.complete_multipart_upload,
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=mpu,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": n, "ETag": etag} for n, etag, _size in parts]
+                },
+            )
+        except StorageError as exc:
+            # An instance that died after completing but before its caller saved the state
+            # leaves a finished object behind: that is success, not an error.
+            if not _is_missing(exc) or await self._size(key) != length:
+                raise
+
+    async def _size(self, key: str) -> int | None:
+        try:
+            response = await _call(self.client.head_object, Bucket=self.bucket, Key=key)
+        except StorageError as exc:
+            if _is_missing(exc):
+                return None
+            raise
+        return int(response["ContentLength"])
+
+    async def _abort(self, key: str, mpu: str | None) -> None:
+        if not mpu:
+            return
+        try:
+            await _call(
+                self.client.abort_multipart_upload, Bucket=self.bucket, Key=key, UploadId=mpu
+            )
+        except StorageError as exc:
+            if not _is_missing(exc):
+                raise
+
+    async def _delete_prefix(self, prefix: str, older_than: float | None = None) -> int:
+        """Delete every object under `prefix` (last modified before `older_than`, if given)."""
+        deleted = 0
+        token: dict[str, str] = {}
+        while True:
+            page = await _call(
+                self.client.list_objects_v2, Bucket=self.bucket, Prefix=prefix, **token
+            )
+            keys = [
+                {"Key": item["Key"]}
+                for item in page.get("Contents", [])
+                if older_than is None or item["LastModified"].timestamp() < older_than
+            ]
+            for first in range(0, len(keys), 1000):
+                batch = keys[first : first + 1000]
+                await _call(
+                    self.client.delete_objects,
+                    Bucket=self.bucket,
+                    Delete={"Objects": batch, "Quiet": True},
+                )
+                deleted += len(batch)
+            if not page.get("IsTruncated"):
+                return deleted
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def read(self, upload_id: str, state: StorageState, offset: int) -> AsyncIterator[bytes]:
+        if state.get("complete"):
+            return _stream_object(self.client, self.bucket, self.key(upload_id), offset)
+        if state["parts"] and offset > 0:
+            raise PartialReadUnsupported(
+                "S3 cannot read an incomplete upload past its first part"
+            )
+        return _stream_object(self.client, self.bucket, self.tail_key(upload_id, 0), offset)
+
+    @asynccontextmanager
+    async def local_path(
+        self, upload_id: str, state: StorageState, length: int
+    ) -> AsyncIterator[Path]:
+        if not state.get("complete"):
+            raise StorageError("only a complete upload has a file")
+        fd, name = tempfile.mkstemp(prefix=f"{upload_id}-", dir=self.tmp_dir)
+        os.close(fd)
+        path = Path(name)
+        try:
+            await _call(
+                self.client.download_file,
+                Bucket=self.bucket,
+                Key=self.key(upload_id),
+                Filename=name,
+            )
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    async def concat(
+        self, final_id: str, parts: list[tuple[str, StorageState, int]]
+    ) -> StorageState:
+        for part_id, state, _length in parts:
+            if not state.get("complete"):
+                raise StorageError(f"part {part_id} is not complete")
+        key = self.key(final_id)
+        mpu = (await _call(self.client.create_multipart_upload, Bucket=self.bucket, Key=key))[
+            "UploadId"
+        ]
+        try:
+            done = await self._concat_parts(key, mpu, parts)
+            total = sum(length for _id, _state, length in parts)
+            await self._complete(key, mpu, done, total)
+        except BaseException:
+            await self._abort(key, mpu)
+            raise
+        return _complete_state(total)
+
+    async def _concat_parts(
+        self, key: str, mpu: str, sources: list[tuple[str, StorageState, int]]
+    ) -> list[list[Any]]:
+        """Copy sources in on the S3 side where a piece can be a part of its own (>= 5 MiB);
+        gather smaller pieces in memory (at most one part's worth) and upload them."""
+        done: list[list[Any]] = []
+        pending = bytearray()
+
+        async def flush() -> None:
+            done.append(await self._upload_block(key, mpu, len(done) + 1, bytes(pending)))
+            pending.clear()
+
+        for source_id, _state, length in sources:
+            source = self.key(source_id)
+            pos = 0
+            while pos < length:
+                remaining = length - pos
+                if not pending and remaining >= MIN_PART:
+                    size = min(remaining, MAX_COPY_PART)
+                    done.append(await self._copy_part(key, mpu, len(done) + 1, source, pos, size))
+                    pos += size
+                    continue
+                size = min(remaining, self.part_size - len(pending))
+                pending += await self._read_range(source, pos, size)
+                pos += size
+                if len(pending) >= self.part_size:
+                    await flush()
+        if pending:
+            await flush()
+        return done
+
+    async def _upload_block(self, key: str, mpu: str, number: int, block: bytes) -> list[Any]:
+        response = await _call(
+            self.client.upload_part,
+            Bucket=self.bucket, Key=key, UploadId=mpu, PartNumber=number, Body=block,
+        )
+        return [number, response["ETag"], len(block)]
+
+    async def _read_range(self, key: str, first: int, size: int) -> bytes:
+        response = await _call(
+            self.client.get_object,
+            Bucket=self.bucket,
+            Key=key,
+            Range=f"bytes={first}-{first + size - 1}",
+        )
+        data: bytes = await anyio.to_thread.run_sync(response["Body"].read)
+        if len(data) != size:
+            raise StorageError(f"{key} is shorter than its recorded length")
+        return data
+
+    async def delete(self, upload_id: str, state: StorageState) -> None:
+        key = self.key(upload_id)
+        await self._abort(key, state.get("mpu"))
+        await _call(self.client.delete_object, Bucket=self.bucket, Key=key)
+        await self._delete_prefix(f"tails/{upload_id}/")
+
+    async def cleanup_stale(self, older_than_seconds: float) -> int:
+        """Abort multipart uploads and delete tail objects older than this; returns how many.
+
+        For the cleanup command: pass more than the upload expiry, so only uploads that are
+        expired anyway (or whose database row is gone) lose their bytes.
+        """
+        cutoff = time.time() - older_than_seconds
+        removed = 0
+        params: dict[str, str] = {}
+        while True:
+            page = await _call(
+                self.client.list_multipart_uploads, Bucket=self.bucket, Prefix="uploads/", **params
+            )
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"].timestamp() < cutoff:
+                    await self._abort(upload["Key"], upload["UploadId"])
+                    removed += 1
+            if not page.get("IsTruncated"):
+                break
+            params = {
+                "KeyMarker": page["NextKeyMarker"],
+                "UploadIdMarker": page["NextUploadIdMarker"],
+            }
+        return removed + await self._delete_prefix("tails/", older_than=cutoff)
+
+
+def _complete_state(length: int) -> StorageState:
+    return {"mpu": None, "parts": [], "tail": 0, "stale_tail": None, "complete": True,
+            "size": length}
+
+
+class S3MediaStore(MediaStore):
+    def __init__(self, client: Any, bucket: str, prefix: str = "media/") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix
+
+    def _key(self, key: str) -> str:
+        if not key or key.startswith("/") or ".." in key.split("/"):
+            raise StorageError(f"invalid media key {key!r}")
+        return self.prefix + key
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> MediaObject:
+        # upload_file switches to a parallel multipart upload for large files by itself.
+        await _call(
+            self.client.upload_file,
+            Filename=str(path),
+            Bucket=self.bucket,
+            Key=self._key(key),
+            ExtraArgs={"ContentType": content_type},
+        )
+        return MediaObject(key=key, size=path.stat().st_size, content_type=content_type)
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> MediaObject:
+        await _call(
+            self.client.put_object,
+            Bucket=self.bucket,
+            Key=self._key(key),
+            Body=data,
+            ContentType=content_type,
+        )
+        return MediaObject(key=key, size=len(data), content_type=content_type)
+
+    async def delete(self, key: str) -> None:
+        await _call(self.client.delete_object, Bucket=self.bucket, Key=self._key(key))
+
+    async def exists(self, key: str) -> bool:
+        try:
+            await _call(self.client.head_object, Bucket=self.bucket, Key=self._key(key))
+        except StorageError as exc:
+            if _is_missing(exc):
+                return False
+            raise
+        return True
+
+    def open(self, key: str) -> AsyncIterator[bytes]:
+        return _stream_object(self.client, self.bucket, self._key(key))
+
+    async def presigned_url(self, key: str, expires_seconds: int = 3600) -> str | None:
+        # Signing is local computation, but botocore may load credentials on first use.
+        return await anyio.to_thread.run_sync(
+            lambda: self.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self._key(key)},
+                ExpiresIn=expires_seconds,
+            )
+        )
+
+
+def build_s3_stores(settings: Settings) -> tuple[S3UploadStore, S3MediaStore]:
+    """Both stores on one client (its connection pool is shared and thread-safe)."""
+    client = make_client(settings)
+    tmp_dir = settings.data_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    uploads = S3UploadStore(
+        client,
+        settings.s3_bucket,
+        part_size=settings.s3_part_size,
+        write_concurrency=settings.s3_write_concurrency,
+        tmp_dir=tmp_dir,
+    )
+    return uploads, S3MediaStore(client, settings.s3_bucket)
