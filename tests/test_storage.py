@@ -1,0 +1,345 @@
+"""The storage contract: every backend (local disk; S3 on a real SeaweedFS) passes the same tests.
+
+S3 runs with the smallest part size S3 allows (5 MiB) so that a few MiB of data already cross
+part boundaries; everything stays at tens of MiB in total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from support.s3 import S3Server, s3_server_fixture  # noqa: F401 - registers the fixture
+
+from server.storage import (
+    MediaStore,
+    PartialReadUnsupported,
+    StorageError,
+    StorageState,
+    UploadStore,
+    build_stores,
+)
+from server.storage.s3 import S3UploadStore
+
+MiB = 1024 * 1024
+PART = 5 * MiB
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["local", "s3"])
+def stores(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[UploadStore, MediaStore]]:
+    if request.param == "local":
+        from server.settings import Settings
+
+        yield build_stores(Settings(data_dir=tmp_path))
+        return
+    server: S3Server = request.getfixturevalue("s3_server")
+    yield build_stores(
+        server.settings(TUSGALLERY_DATA_DIR=str(tmp_path), TUSGALLERY_S3_PART_SIZE=str(PART))
+    )
+
+
+@pytest.fixture
+def uploads(stores: tuple[UploadStore, MediaStore]) -> UploadStore:
+    return stores[0]
+
+
+@pytest.fixture
+def media(stores: tuple[UploadStore, MediaStore]) -> MediaStore:
+    return stores[1]
+
+
+_ids = iter(range(1_000_000))
+
+
+def new_id() -> str:
+    return f"up{random.getrandbits(48):012x}{next(_ids)}"
+
+
+def noise(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+async def append(
+    store: UploadStore, upload_id: str, offset: int, state: StorageState, *chunks: bytes
+) -> StorageState:
+    """One PATCH: open a writer at `offset`, write the chunks, commit."""
+    writer = await store.open_writer(upload_id, offset, state)
+    for chunk in chunks:
+        await writer.write(chunk)
+    assert writer.written == sum(map(len, chunks))
+    return await writer.commit()
+
+
+async def collect(stream: AsyncIterator[bytes]) -> bytes:
+    return b"".join([block async for block in stream])
+
+
+async def store_whole(store: UploadStore, data: bytes, chunk: int = 1 * MiB) -> tuple[str, dict]:
+    upload_id = new_id()
+    state = await store.create(upload_id)
+    chunks = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+    state = await append(store, upload_id, 0, state, *chunks)
+    state = await store.finish(upload_id, len(data), state)
+    return upload_id, state
+
+
+async def test_create_write_commit_and_offset(uploads: UploadStore) -> None:
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    state = await append(uploads, upload_id, 0, state, b"hello")
+    # A writer that writes nothing keeps the upload as it was.
+    state = await append(uploads, upload_id, 5, state)
+    state = await append(uploads, upload_id, 5, state, b", ", b"world")
+    assert await collect(uploads.read(upload_id, state, 12)) == b"hello, world"
+    assert await collect(uploads.read(upload_id, state, 5)) == b"hello"
+    state = await uploads.finish(upload_id, 12, state)
+    assert await collect(uploads.read(upload_id, state, 12)) == b"hello, world"
+
+
+async def test_many_small_writes_across_part_boundaries(uploads: UploadStore) -> None:
+    data = noise(2 * PART + 3 * MiB + 77, seed=1)
+    rng = random.Random(2)
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    offset = 0
+    while offset < len(data):
+        # PATCHes of 0.5-4 MiB, each written in socket-sized reads of up to 300 KiB.
+        end = min(len(data), offset + rng.randint(MiB // 2, 4 * MiB))
+        chunks = []
+        pos = offset
+        while pos < end:
+            step = min(end - pos, rng.randint(1, 300 * 1024))
+            chunks.append(data[pos : pos + step])
+            pos += step
+        state = await append(uploads, upload_id, offset, state, *chunks)
+        offset = end
+    state = await uploads.finish(upload_id, len(data), state)
+    stored = await collect(uploads.read(upload_id, state, len(data)))
+    assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
+    async with uploads.local_path(upload_id, state, len(data)) as path:
+        assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+async def test_rollback_leaves_upload_as_before(uploads: UploadStore) -> None:
+    first, rejected, second = noise(3 * MiB, 3), noise(4 * MiB, 4), noise(4 * MiB + 5, 5)
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    state = await append(uploads, upload_id, 0, state, first)
+
+    # Checksum mismatch: the chunk crossed a part boundary before it was refused.
+    writer = await uploads.open_writer(upload_id, len(first), state)
+    for i in range(0, len(rejected), 256 * 1024):
+        await writer.write(rejected[i : i + 256 * 1024])
+    await writer.rollback()
+
+    state = await append(uploads, upload_id, len(first), state, second)
+    total = len(first) + len(second)
+    state = await uploads.finish(upload_id, total, state)
+    assert await collect(uploads.read(upload_id, state, total)) == first + second
+
+
+async def _let_dead_writer_land() -> None:
+    # A dead process's requests already in flight land before another could take its lock.
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    await asyncio.gather(*others, return_exceptions=True)
+
+
+async def test_writer_that_dies_without_commit(uploads: UploadStore) -> None:
+    first, lost, second = noise(3 * MiB, 6), noise(6 * MiB, 7), noise(2 * MiB, 8)
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    state = await append(uploads, upload_id, 0, state, first)
+
+    writer = await uploads.open_writer(upload_id, len(first), state)
+    await writer.write(lost)  # then the process dies: neither commit nor rollback
+    await _let_dead_writer_land()
+
+    state = await append(uploads, upload_id, len(first), state, second)
+    total = len(first) + len(second)
+    state = await uploads.finish(upload_id, total, state)
+    assert await collect(uploads.read(upload_id, state, total)) == first + second
+
+
+async def test_commit_whose_state_was_never_saved(uploads: UploadStore) -> None:
+    """The process died after commit returned but before the database kept the new state."""
+    first, lost, second = noise(4 * MiB, 9), noise(3 * MiB, 10), noise(PART + 1, 11)
+    upload_id = new_id()
+    saved = await uploads.create(upload_id)
+    saved = await append(uploads, upload_id, 0, saved, first)
+    await append(uploads, upload_id, len(first), saved, lost)  # its state is lost
+
+    saved = await append(uploads, upload_id, len(first), saved, second)
+    total = len(first) + len(second)
+    saved = await uploads.finish(upload_id, total, saved)
+    assert await collect(uploads.read(upload_id, saved, total)) == first + second
+
+
+async def test_finish_twice_is_harmless(uploads: UploadStore) -> None:
+    data = noise(PART + 100, 12)
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    state = await append(uploads, upload_id, 0, state, data)
+    done = await uploads.finish(upload_id, len(data), state)
+    # A crash between finish and saving its state: the next try finishes the old state again.
+    await uploads.finish(upload_id, len(data), state)
+    assert await collect(uploads.read(upload_id, done, len(data))) == data
+
+
+async def test_empty_upload(uploads: UploadStore) -> None:
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    state = await uploads.finish(upload_id, 0, state)
+    assert await collect(uploads.read(upload_id, state, 0)) == b""
+    async with uploads.local_path(upload_id, state, 0) as path:
+        assert path.read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [(100_000, 1, 250_000), (6 * MiB, 100 * 1024, 7 * MiB + 3, 2 * MiB)],
+    ids=["small", "large"],
+)
+async def test_concat(uploads: UploadStore, sizes: tuple[int, ...]) -> None:
+    pieces = [noise(size, 20 + i) for i, size in enumerate(sizes)]
+    parts = []
+    for piece in pieces:
+        upload_id, state = await store_whole(uploads, piece)
+        parts.append((upload_id, state, len(piece)))
+    final_id = new_id()
+    state = await uploads.concat(final_id, parts)
+    whole = b"".join(pieces)
+    stored = await collect(uploads.read(final_id, state, len(whole)))
+    assert hashlib.sha256(stored).digest() == hashlib.sha256(whole).digest()
+
+
+async def test_delete_is_idempotent(uploads: UploadStore) -> None:
+    complete_id, complete = await store_whole(uploads, noise(PART + 10, 30))
+    partial_id = new_id()
+    partial = await uploads.create(partial_id)
+    partial = await append(uploads, partial_id, 0, partial, noise(PART + 20, 31))
+    for upload_id, state in ((complete_id, complete), (partial_id, partial)):
+        await uploads.delete(upload_id, state)
+        await uploads.delete(upload_id, state)
+    with pytest.raises(FileNotFoundError):
+        await collect(uploads.read(complete_id, complete, PART + 10))
+
+
+async def test_media_put_open_exists_delete(media: MediaStore, tmp_path: Path) -> None:
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(noise(300_000, 40))
+    stored = await media.put_file("homes/1/photo.jpg", source, "image/jpeg")
+    assert (stored.key, stored.size, stored.content_type) == (
+        "homes/1/photo.jpg", 300_000, "image/jpeg",
+    )
+    small = await media.put_bytes("homes/1/thumb.webp", b"RIFF-thumb", "image/webp")
+    assert small.size == 10
+    assert await media.exists("homes/1/photo.jpg")
+    assert await collect(media.open("homes/1/photo.jpg")) == source.read_bytes()
+    assert await collect(media.open("homes/1/thumb.webp")) == b"RIFF-thumb"
+
+    await media.delete("homes/1/photo.jpg")
+    await media.delete("homes/1/photo.jpg")
+    assert not await media.exists("homes/1/photo.jpg")
+    with pytest.raises(FileNotFoundError):
+        await collect(media.open("homes/1/photo.jpg"))
+
+
+# Backend-specific behaviour, named as such.
+
+
+async def test_local_reads_incomplete_upload(tmp_path: Path) -> None:
+    from server.settings import Settings
+
+    uploads, _media = build_stores(Settings(data_dir=tmp_path))
+    data = noise(PART + 1000, 50)
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    state = await append(uploads, upload_id, 0, state, data)
+    assert await collect(uploads.read(upload_id, state, len(data))) == data
+
+
+async def test_s3_incomplete_upload_is_readable_only_before_its_first_part(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    uploads, _media = build_stores(
+        s3_server.settings(TUSGALLERY_DATA_DIR=str(tmp_path), TUSGALLERY_S3_PART_SIZE=str(PART))
+    )
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    state = await append(uploads, upload_id, 0, state, b"x" * 1000)
+    assert await collect(uploads.read(upload_id, state, 1000)) == b"x" * 1000
+    state = await append(uploads, upload_id, 1000, state, b"y" * PART)
+    with pytest.raises(PartialReadUnsupported):
+        uploads.read(upload_id, state, PART + 1000)
+
+
+async def test_s3_presigned_url_serves_the_object(s3_server: S3Server, tmp_path: Path) -> None:
+    _uploads, media = build_stores(s3_server.settings(TUSGALLERY_DATA_DIR=str(tmp_path)))
+    data = noise(100_000, 60)
+    await media.put_bytes("presign/a.jpg", data, "image/jpeg")
+    url = await media.presigned_url("presign/a.jpg", expires_seconds=60)
+    assert url is not None and url.startswith(s3_server.endpoint_url)
+    async with httpx.AsyncClient() as client:
+        response = await client.get(url)
+        assert response.status_code == 200
+        assert response.content == data
+        assert response.headers["content-type"] == "image/jpeg"
+        tampered = await client.get(url.replace("presign/a.jpg", "presign/b.jpg"))
+        assert tampered.status_code == 403
+
+
+async def test_s3_keeps_no_part_or_tail_after_finish(s3_server: S3Server, tmp_path: Path) -> None:
+    bucket = s3_server.new_bucket()
+    settings = s3_server.settings(
+        TUSGALLERY_DATA_DIR=str(tmp_path),
+        TUSGALLERY_S3_PART_SIZE=str(PART),
+        TUSGALLERY_S3_BUCKET=bucket,
+    )
+    uploads, _media = build_stores(settings)
+    assert isinstance(uploads, S3UploadStore)
+    client = uploads.client
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    state = await append(uploads, upload_id, 0, state, noise(3 * MiB, 70))
+    state = await append(uploads, upload_id, 3 * MiB, state, noise(3 * MiB, 71))
+    assert len(state["parts"]) == 1 and state["tail"] == MiB  # the tail lives in S3
+    state = await uploads.finish(upload_id, 6 * MiB, state)
+    keys = [item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == [f"uploads/{upload_id}"]
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+async def test_s3_cleanup_aborts_only_stale_multipart_uploads(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.new_bucket()
+    settings = s3_server.settings(
+        TUSGALLERY_DATA_DIR=str(tmp_path), TUSGALLERY_S3_BUCKET=bucket
+    )
+    uploads, _media = build_stores(settings)
+    assert isinstance(uploads, S3UploadStore)
+    stale_id = new_id()
+    stale = await uploads.create(stale_id)
+    stale = await append(uploads, stale_id, 0, stale, b"abandoned tail")
+    assert await uploads.cleanup_stale(older_than_seconds=3600) == 0
+    await asyncio.sleep(1.1)  # S3 timestamps have one-second resolution
+    assert await uploads.cleanup_stale(older_than_seconds=1) == 2  # the multipart + its tail
+    client = uploads.client
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert not client.list_objects_v2(Bucket=bucket).get("Contents")
+    with pytest.raises(StorageError):
+        await uploads.finish(stale_id, 14, stale)
