@@ -62,7 +62,7 @@ def _copy_exact(src: int, dst: int, length: int) -> None:
 
 
 async def _read_file(path: Path, limit: int | None = None) -> AsyncIterator[bytes]:
-    with open(path, "rb") as f:  # noqa: ASYNC230 - reads below run in a thread
+    with open(path, "rb") as f:  # the reads below run in a thread
         remaining = limit
         while remaining is None or remaining > 0:
             size = READ_BLOCK if remaining is None else min(READ_BLOCK, remaining)
