@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 import psycopg
 from sqlalchemy.engine import make_url
 
-from server.locks import Locker, LockTimeout, UploadLock
+from server.locks import TAKEN_OVER, Locker, LockTimeout, UploadLock
 
 log = logging.getLogger("tusgallery.locks")
 
@@ -74,7 +74,7 @@ class PostgresLocker(Locker):
                     async for notify in conn.notifies():
                         holder = self._held.get(notify.payload)
                         if holder is not None:
-                            holder.request_stop("another request took over this upload")
+                            holder.request_stop(TAKEN_OVER)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -90,7 +90,7 @@ class PostgresLocker(Locker):
         key = lock_key(upload_id)
         # A holder in this process is asked directly and awaited without touching the DB.
         while (local := self._held.get(upload_id)) is not None:
-            local.request_stop("another request took over this upload")
+            local.request_stop(TAKEN_OVER)
             try:
                 async with asyncio.timeout_at(deadline):
                     await local.released.wait()
