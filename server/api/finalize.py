@@ -270,10 +270,13 @@ def finalize_in_transaction(
         update(Home)
         .where(col(Home.id) == home_id, col(Home.version) == home.version)
         .values(version=home.version + 1, updated_at=now, **fields)
+        .execution_options(synchronize_session=False)
     )
     if bumped.rowcount != 1:  # type: ignore[attr-defined]
         # Unreachable while the row lock holds; kept as the guarantee that no update is lost.
         raise Conflict("home changed concurrently", code="version_conflict")
+    # The answer is built from a detached copy: the row was written by the UPDATE above.
+    session.expunge(home)
     for name, value in fields.items():
         setattr(home, name, value)
     home.version += 1
