@@ -35,7 +35,6 @@ from server.models import Upload, UploadStatus
 
 if TYPE_CHECKING:
     from server.images import ProcessedImage
-
     from server.services import Services
 
 MAX_ATTEMPTS = 3
