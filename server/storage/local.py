@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -62,7 +63,7 @@ def _copy_exact(src: int, dst: int, length: int) -> None:
 
 
 async def _read_file(path: Path, limit: int | None = None) -> AsyncIterator[bytes]:
-    with open(path, "rb") as f:  # noqa: ASYNC230 - reads below run in a thread
+    with open(path, "rb") as f:  # the reads below run in a thread
         remaining = limit
         while remaining is None or remaining > 0:
             size = READ_BLOCK if remaining is None else min(READ_BLOCK, remaining)
@@ -169,6 +170,17 @@ class LocalUploadStore(UploadStore):
 
     async def delete(self, upload_id: str, state: StorageState) -> None:
         self.path(upload_id).unlink(missing_ok=True)
+
+    async def list_upload_ids(self, older_than_seconds: float) -> list[str]:
+        def scan() -> list[str]:
+            cutoff = time.time() - older_than_seconds
+            return [
+                entry.name
+                for entry in os.scandir(self.root)
+                if entry.is_file() and entry.stat().st_mtime < cutoff
+            ]
+
+        return await anyio.to_thread.run_sync(scan)
 
 
 class LocalMediaStore(MediaStore):
