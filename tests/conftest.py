@@ -1,4 +1,10 @@
-"""Shared fixtures: real databases (SQLite and PostgreSQL) and a real server per test module."""
+"""Shared fixtures: real databases (SQLite and PostgreSQL), real storage (local disk, S3 on a
+SeaweedFS started once per session) and a real server per test module.
+
+A module runs on the local backend only, on SQLite and PostgreSQL. A module that sets
+`STORAGE_KINDS = ("local", "s3")` also runs on S3, paired with PostgreSQL: the production pairing,
+and the one that keeps the count of server runs at three rather than four.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,42 @@ import httpx
 import pytest
 
 from tests.support.databases import database
+from tests.support.s3 import S3Server, s3_server_fixture  # noqa: F401 - session fixture
 from tests.support.server import ServerProcess, server_env
 
 DB_KINDS = ["sqlite", "postgres"]
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    kinds = getattr(metafunc.module, "STORAGE_KINDS", ("local",))
+    if "s3" not in kinds or "storage_kind" not in metafunc.fixturenames:
+        return
+    combos = [(db, "local") for db in DB_KINDS] + [("postgres", "s3")]
+    metafunc.parametrize(
+        ("db_kind", "storage_kind"),
+        combos,
+        scope="module",
+        ids=[f"{db}-{storage}" for db, storage in combos],
+    )
+
+
 @pytest.fixture(scope="module", params=DB_KINDS)
 def db_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def storage_kind() -> str:
+    return "local"
+
+
+@pytest.fixture(scope="module")
+def storage_env(storage_kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """Server environment for the storage backend; S3 gets a bucket of its own per module."""
+    if storage_kind == "local":
+        return {"TUSGALLERY_STORAGE": "local"}
+    s3: S3Server = request.getfixturevalue("s3_server")
+    return s3.server_env(bucket=s3.new_bucket())
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +60,14 @@ def database_url(db_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 @pytest.fixture(scope="module")
-def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """The app under uvicorn on a free port, on SQLite or PostgreSQL (module-scoped)."""
+def server(
+    database_url: str, storage_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """The app under uvicorn on a free port, on SQLite or PostgreSQL, local disk or S3
+    (module-scoped)."""
     data = tmp_path_factory.mktemp("data")
-    proc = ServerProcess(server_env(database_url, data), log_path=data / "server.log")
+    env = server_env(database_url, data, storage_env)
+    proc = ServerProcess(env, log_path=data / "server.log")
     with proc:
         yield proc
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.s3 import S3Server, s3_server_fixture  # noqa: F401 - registers the fixture
 
 from server.storage import (
     MediaStore,
@@ -25,6 +24,7 @@ from server.storage import (
     build_stores,
 )
 from server.storage.s3 import S3UploadStore
+from tests.support.s3 import S3Server
 
 MiB = 1024 * 1024
 PART = 5 * MiB
@@ -152,10 +152,11 @@ async def test_rollback_leaves_upload_as_before(uploads: UploadStore) -> None:
     assert await collect(uploads.read(upload_id, state, total)) == first + second
 
 
-async def _let_dead_writer_land() -> None:
-    # A dead process's requests already in flight land before another could take its lock.
-    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-    await asyncio.gather(*others, return_exceptions=True)
+async def _let_dead_writer_land(before: set[asyncio.Task[object]]) -> None:
+    # A dead process's requests already in flight land before another could take its lock:
+    # wait for the tasks the writer started (those not there before it wrote).
+    started = asyncio.all_tasks() - before
+    await asyncio.gather(*started, return_exceptions=True)
 
 
 async def test_writer_that_dies_without_commit(uploads: UploadStore) -> None:
@@ -165,8 +166,9 @@ async def test_writer_that_dies_without_commit(uploads: UploadStore) -> None:
     state = await append(uploads, upload_id, 0, state, first)
 
     writer = await uploads.open_writer(upload_id, len(first), state)
+    before = asyncio.all_tasks()
     await writer.write(lost)  # then the process dies: neither commit nor rollback
-    await _let_dead_writer_land()
+    await _let_dead_writer_land(before)
 
     state = await append(uploads, upload_id, len(first), state, second)
     total = len(first) + len(second)
@@ -236,6 +238,31 @@ async def test_delete_is_idempotent(uploads: UploadStore) -> None:
         await uploads.delete(upload_id, state)
     with pytest.raises(FileNotFoundError):
         await collect(uploads.read(complete_id, complete, PART + 10))
+
+
+async def test_list_ids_and_remove_orphans(uploads: UploadStore) -> None:
+    """What `tusgallery cleanup` relies on: every stored upload is listed (complete, partial,
+    only created), recent ones are spared, and removing an orphan leaves nothing of it."""
+    complete_id, _state = await store_whole(uploads, noise(PART + 10, 80))
+    partial_id = new_id()
+    partial = await uploads.create(partial_id)
+    partial = await append(uploads, partial_id, 0, partial, noise(PART + 20, 81))
+    created_id = new_id()
+    await uploads.create(created_id)
+    ours = {complete_id, partial_id, created_id}
+
+    # A negative age puts the cutoff in the future: everything counts as old.
+    assert ours <= set(await uploads.list_upload_ids(older_than_seconds=-60))
+    assert not ours & set(await uploads.list_upload_ids(older_than_seconds=3600))
+
+    async def known(ids: object) -> set[str]:
+        return {complete_id} | (set(ids) - ours)  # type: ignore[call-overload]
+
+    removed = await uploads.remove_orphans(known, older_than_seconds=-60)
+    assert removed == 2
+    left = set(await uploads.list_upload_ids(older_than_seconds=-60))
+    assert complete_id in left and not {partial_id, created_id} & left
+    assert await collect(uploads.read(complete_id, _state, PART + 10)) == noise(PART + 10, 80)
 
 
 async def test_media_put_open_exists_delete(media: MediaStore, tmp_path: Path) -> None:
@@ -323,21 +350,23 @@ async def test_s3_keeps_no_part_or_tail_after_finish(s3_server: S3Server, tmp_pa
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 
-async def test_s3_cleanup_aborts_only_stale_multipart_uploads(
+async def test_s3_orphan_removal_aborts_multipart_uploads(
     s3_server: S3Server, tmp_path: Path
 ) -> None:
     bucket = s3_server.new_bucket()
-    settings = s3_server.settings(
-        TUSGALLERY_DATA_DIR=str(tmp_path), TUSGALLERY_S3_BUCKET=bucket
+    uploads, _media = build_stores(
+        s3_server.settings(TUSGALLERY_DATA_DIR=str(tmp_path), TUSGALLERY_S3_BUCKET=bucket)
     )
-    uploads, _media = build_stores(settings)
     assert isinstance(uploads, S3UploadStore)
     stale_id = new_id()
     stale = await uploads.create(stale_id)
     stale = await append(uploads, stale_id, 0, stale, b"abandoned tail")
-    assert await uploads.cleanup_stale(older_than_seconds=3600) == 0
-    await asyncio.sleep(1.1)  # S3 timestamps have one-second resolution
-    assert await uploads.cleanup_stale(older_than_seconds=1) == 2  # the multipart + its tail
+
+    async def nothing_known(ids: object) -> set[str]:
+        return set()
+
+    assert await uploads.remove_orphans(nothing_known, older_than_seconds=3600) == 0
+    assert await uploads.remove_orphans(nothing_known, older_than_seconds=-60) == 1
     client = uploads.client
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
     assert not client.list_objects_v2(Bucket=bucket).get("Contents")

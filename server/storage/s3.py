@@ -312,6 +312,10 @@ class S3UploadStore(UploadStore):
         if _offset(state) != length:
             raise StorageError(f"stored state holds {_offset(state)} bytes, not {length}")
         key = self.key(upload_id)
+        if await self._size(key) == length:
+            # Finished by an instance that died before its caller saved the state: the
+            # multipart upload and its tail are gone, the object is the upload.
+            return _complete_state(length)
         parts = [list(part) for part in state["parts"]]
         if state["tail"]:
             # The last part may be small: copy the tail object in on the S3 side.
@@ -357,8 +361,7 @@ class S3UploadStore(UploadStore):
                 },
             )
         except StorageError as exc:
-            # An instance that died after completing but before its caller saved the state
-            # leaves a finished object behind: that is success, not an error.
+            # Completed meanwhile by a racing finish of the same state: success too.
             if not _is_missing(exc) or await self._size(key) != length:
                 raise
 
@@ -382,30 +385,14 @@ class S3UploadStore(UploadStore):
             if not _is_missing(exc):
                 raise
 
-    async def _delete_prefix(self, prefix: str, older_than: float | None = None) -> int:
-        """Delete every object under `prefix` (last modified before `older_than`, if given)."""
-        deleted = 0
-        token: dict[str, str] = {}
-        while True:
-            page = await _call(
-                self.client.list_objects_v2, Bucket=self.bucket, Prefix=prefix, **token
+    async def _delete_prefix(self, prefix: str) -> None:
+        keys = [{"Key": key} for key, _when in await self._objects(prefix)]
+        for first in range(0, len(keys), 1000):
+            await _call(
+                self.client.delete_objects,
+                Bucket=self.bucket,
+                Delete={"Objects": keys[first : first + 1000], "Quiet": True},
             )
-            keys = [
-                {"Key": item["Key"]}
-                for item in page.get("Contents", [])
-                if older_than is None or item["LastModified"].timestamp() < older_than
-            ]
-            for first in range(0, len(keys), 1000):
-                batch = keys[first : first + 1000]
-                await _call(
-                    self.client.delete_objects,
-                    Bucket=self.bucket,
-                    Delete={"Objects": batch, "Quiet": True},
-                )
-                deleted += len(batch)
-            if not page.get("IsTruncated"):
-                return deleted
-            token = {"ContinuationToken": page["NextContinuationToken"]}
 
     def read(self, upload_id: str, state: StorageState, offset: int) -> AsyncIterator[bytes]:
         if state.get("complete"):
@@ -507,34 +494,66 @@ class S3UploadStore(UploadStore):
 
     async def delete(self, upload_id: str, state: StorageState) -> None:
         key = self.key(upload_id)
-        await self._abort(key, state.get("mpu"))
+        # Every multipart upload on the key, not only the one in `state`: an orphan has no
+        # state, and a creation that died before saving its row left one nobody names.
+        for mpu in {state.get("mpu"), *await self._multipart_ids(key)}:
+            await self._abort(key, mpu)
         await _call(self.client.delete_object, Bucket=self.bucket, Key=key)
         await self._delete_prefix(f"tails/{upload_id}/")
 
-    async def cleanup_stale(self, older_than_seconds: float) -> int:
-        """Abort multipart uploads and delete tail objects older than this; returns how many.
+    async def _multipart_ids(self, key: str) -> list[str]:
+        return [mpu for found, mpu, _when in await self._multipart_uploads(key) if found == key]
 
-        For the cleanup command: pass more than the upload expiry, so only uploads that are
-        expired anyway (or whose database row is gone) lose their bytes.
-        """
-        cutoff = time.time() - older_than_seconds
-        removed = 0
+    async def _multipart_uploads(self, prefix: str) -> list[tuple[str, str, float]]:
+        """(key, UploadId, initiated) of the open multipart uploads under `prefix`."""
+        found: list[tuple[str, str, float]] = []
         params: dict[str, str] = {}
         while True:
             page = await _call(
-                self.client.list_multipart_uploads, Bucket=self.bucket, Prefix="uploads/", **params
+                self.client.list_multipart_uploads, Bucket=self.bucket, Prefix=prefix, **params
             )
-            for upload in page.get("Uploads", []):
-                if upload["Initiated"].timestamp() < cutoff:
-                    await self._abort(upload["Key"], upload["UploadId"])
-                    removed += 1
+            found += [
+                (item["Key"], item["UploadId"], item["Initiated"].timestamp())
+                for item in page.get("Uploads", [])
+            ]
             if not page.get("IsTruncated"):
-                break
+                return found
             params = {
                 "KeyMarker": page["NextKeyMarker"],
                 "UploadIdMarker": page["NextUploadIdMarker"],
             }
-        return removed + await self._delete_prefix("tails/", older_than=cutoff)
+
+    async def _objects(self, prefix: str) -> list[tuple[str, float]]:
+        """(key, last modified) of the objects under `prefix`."""
+        found: list[tuple[str, float]] = []
+        token: dict[str, str] = {}
+        while True:
+            page = await _call(
+                self.client.list_objects_v2, Bucket=self.bucket, Prefix=prefix, **token
+            )
+            found += [
+                (item["Key"], item["LastModified"].timestamp()) for item in page.get("Contents", [])
+            ]
+            if not page.get("IsTruncated"):
+                return found
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    async def list_upload_ids(self, older_than_seconds: float) -> list[str]:
+        """Uploads with anything in the bucket (multipart upload, object, tail), by the newest
+        of their things: one touched recently is in use even when its multipart upload is old."""
+        newest: dict[str, float] = {}
+
+        def seen(upload_id: str, when: float) -> None:
+            newest[upload_id] = max(when, newest.get(upload_id, when))
+
+        for key, _mpu, when in await self._multipart_uploads("uploads/"):
+            seen(key.removeprefix("uploads/"), when)
+        for key, when in await self._objects("uploads/"):
+            seen(key.removeprefix("uploads/"), when)
+        for key, when in await self._objects("tails/"):
+            seen(key.split("/")[1], when)
+        cutoff = time.time() - older_than_seconds
+        return sorted(upload_id for upload_id, when in newest.items() if when < cutoff)
 
 
 def _complete_state(length: int) -> StorageState:

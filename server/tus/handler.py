@@ -43,7 +43,7 @@ from server.errors import (
 )
 from server.locks import SHUTTING_DOWN, Locker, LockTimeout, UploadLock
 from server.models import Upload, UploadStatus
-from server.storage import ChunkWriter, StorageError, UploadStore
+from server.storage import ChunkWriter, PartialReadUnsupported, StorageError, UploadStore
 from server.tus import records
 from server.tus.body import BodyEnd, BodyResult, copy_body
 from server.tus.headers import (
@@ -390,8 +390,16 @@ class TusApp:
         upload = await self.load(upload_id, principal)
         self.check_not_expired(upload)
         filename = upload.meta.get("filename") or upload_id
+        try:
+            stream = self.store.read(upload.id, upload.storage_state, upload.offset)
+        except PartialReadUnsupported:
+            raise Conflict(
+                "this storage can read an upload back only once it is complete",
+                code="upload_incomplete",
+                headers={"Upload-Offset": str(upload.offset)},
+            ) from None
         return StreamingResponse(
-            self.store.read(upload.id, upload.storage_state, upload.offset),
+            stream,
             media_type="application/octet-stream",
             headers={
                 "Content-Length": str(upload.offset),

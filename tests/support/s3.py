@@ -1,8 +1,8 @@
 """A real SeaweedFS S3 server for the test session (started by scripts/s3-server).
 
-Use it in a test module with `from support.s3 import s3_server_fixture  # noqa: F401`, then ask
-for the `s3_server` fixture. It starts once per session, sets the AWS credentials in os.environ
-for the session (boto3 reads them from there, like in production) and stops the server by pid.
+tests/conftest.py registers the session fixture `s3_server`: it starts once per session (only
+when a test asks for it), sets the AWS credentials in os.environ for the session (boto3 reads them
+from there, like in production) and stops the server by pid.
 """
 
 from __future__ import annotations
@@ -48,6 +48,18 @@ class S3Server:
         from server.storage.s3 import make_client
 
         return make_client(self.settings())
+
+    def server_env(self, bucket: str | None = None) -> dict[str, str]:
+        """What an app instance needs in its environment to store on this server."""
+        keep = (
+            "TUSGALLERY_STORAGE", "TUSGALLERY_S3_ENDPOINT_URL", "TUSGALLERY_S3_REGION",
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+        )
+        env = {key: self.env[key] for key in keep}
+        env["TUSGALLERY_S3_BUCKET"] = bucket or self.bucket
+        # The smallest part S3 allows, so test-sized uploads cross part boundaries.
+        env["TUSGALLERY_S3_PART_SIZE"] = str(5 * 1024 * 1024)
+        return env
 
     def new_bucket(self) -> str:
         """A fresh empty bucket, for a test that must see only its own objects."""
