@@ -182,7 +182,7 @@ class S3ChunkWriter(ChunkWriter):
             task = self._inflight.popleft()
             try:
                 part = await task
-            except BaseException as exc:  # noqa: BLE001 - remembered, raised by the caller
+            except BaseException as exc:  # remembered, raised by the caller
                 self._failed = self._failed or exc
             else:
                 if self._failed is None:
