@@ -1,4 +1,5 @@
-"""Finalize over real HTTP on SQLite and PostgreSQL: the happy path and every error it promises."""
+"""Finalize over real HTTP on SQLite and PostgreSQL, local disk and S3: the happy path and every
+error it promises."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from tests.test_homes_support import (
     uploads_body,
     wait_processed,
 )
+
+STORAGE_KINDS = ("local", "s3")
 
 
 def gallery(home: dict[str, Any], name: str) -> list[dict[str, Any]]:

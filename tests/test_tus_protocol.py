@@ -1,5 +1,5 @@
-"""The tus 1.0.0 protocol over real HTTP, on SQLite and PostgreSQL: every status the contract
-names, each extension, and bad input that must store nothing."""
+"""The tus 1.0.0 protocol over real HTTP, on SQLite and PostgreSQL, local disk and S3: every
+status the contract names, each extension, and bad input that must store nothing."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import data_dir_of
+from tests.conftest import data_dir_of, stored_uploads
 from tests.support.server import REPO, ServerProcess
 from tests.support.tus import OCTET, TUS, create, encode_metadata, head, offset_of, patch, upload
 
-
-def stored_uploads(server: ServerProcess) -> set[str]:
-    return set(os.listdir(data_dir_of(server) / "uploads"))
+STORAGE_KINDS = ("local", "s3")
 
 
 def b64digest(algorithm: str, data: bytes) -> str:
@@ -434,4 +432,5 @@ def test_unknown_route_is_json_404(server: ServerProcess) -> None:
 def test_uploads_dir_holds_only_real_uploads(server: ServerProcess) -> None:
     for name in stored_uploads(server):
         assert len(name) == 32 and all(c in "0123456789abcdef" for c in name)
-    assert Path(data_dir_of(server) / "uploads").is_dir()
+    if server.env["TUSGALLERY_STORAGE"] == "local":
+        assert Path(data_dir_of(server) / "uploads").is_dir()

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import stored_uploads
 from tests.support.server import REPO, ServerProcess, server_env
 from tests.support.tus import (
     TUS,
@@ -30,6 +31,8 @@ from tests.support.tus import (
     patch,
     wait_for_offset,
 )
+
+STORAGE_KINDS = ("local", "s3")
 
 
 def finish(client: httpx.Client, url: str, data: bytes) -> None:
@@ -133,9 +136,13 @@ def test_other_uploads_are_not_slowed_by_a_held_lock(
 
 
 @pytest.fixture
-def fresh_server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
+def fresh_server(
+    database_url: str, storage_env: dict[str, str], tmp_path: Path
+) -> Iterator[ServerProcess]:
     """A server of the test's own, with a short read timeout, that the test may kill."""
-    env = server_env(database_url, tmp_path, {"TUSGALLERY_READ_TIMEOUT_SECONDS": "1.5"})
+    env = server_env(
+        database_url, tmp_path, {**storage_env, "TUSGALLERY_READ_TIMEOUT_SECONDS": "1.5"}
+    )
     proc = ServerProcess(env, log_path=tmp_path / "server.log")
     proc.start()
     yield proc
@@ -205,8 +212,12 @@ def test_sigterm_saves_in_flight_patches(fresh_server: ServerProcess) -> None:
         server.stop()
 
 
-def test_expired_upload_is_410_and_cleanup_removes_it(database_url: str, tmp_path: Path) -> None:
-    env = server_env(database_url, tmp_path, {"TUSGALLERY_UPLOAD_EXPIRES_SECONDS": "1"})
+def test_expired_upload_is_410_and_cleanup_removes_it(
+    database_url: str, storage_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = server_env(
+        database_url, tmp_path, {**storage_env, "TUSGALLERY_UPLOAD_EXPIRES_SECONDS": "1"}
+    )
     with (
         ServerProcess(env, log_path=tmp_path / "server.log") as server,
         httpx.Client(base_url=server.url, headers=server.auth) as client,
@@ -221,7 +232,7 @@ def test_expired_upload_is_410_and_cleanup_removes_it(database_url: str, tmp_pat
         assert response.status_code == 410
         assert response.json()["error"] == "expired"
         upload_id = url.rsplit("/", 1)[1]
-        assert (tmp_path / "uploads" / upload_id).exists()
+        assert upload_id in stored_uploads(server)
         result = subprocess.run(
             [sys.executable, "-m", "server.cli", "cleanup"],
             cwd=REPO,
@@ -232,7 +243,7 @@ def test_expired_upload_is_410_and_cleanup_removes_it(database_url: str, tmp_pat
         )
         report = json.loads(result.stdout.strip().splitlines()[-1])
         assert report["expired_removed"] == 1
-        assert not (tmp_path / "uploads" / upload_id).exists()
+        assert upload_id not in stored_uploads(server)
         assert head(client, url).status_code == 404
         # A complete upload never expires.
         assert client.get(done).content == b"ok"
