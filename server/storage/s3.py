@@ -156,11 +156,12 @@ class S3ChunkWriter(ChunkWriter):
         self.written += len(data)
         size = self._store.part_size
         while len(self._buffer) >= size:
-            block = bytes(self._buffer[:size])
+            # One copy per part (boto3 takes a bytearray); emptying the buffer costs nothing.
+            block = self._buffer[:size]
             del self._buffer[:size]
             await self._send_part(block)
 
-    async def _send_part(self, block: bytes) -> None:
+    async def _send_part(self, block: bytearray) -> None:
         while len(self._inflight) >= self._store.write_concurrency:
             await self._settle_oldest()
         number = len(self._parts) + len(self._inflight) + 1
@@ -272,7 +273,7 @@ class S3UploadStore(UploadStore):
         return S3ChunkWriter(self, upload_id, state)
 
     async def upload_part(
-        self, upload_id: str, state: StorageState, number: int, block: bytes
+        self, upload_id: str, state: StorageState, number: int, block: bytes | bytearray
     ) -> list[Any]:
         response = await _call(
             self.client.upload_part,
