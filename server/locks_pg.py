@@ -24,6 +24,7 @@ log = logging.getLogger("tusgallery.locks")
 
 CHANNEL = "tusgallery_lock_release"
 _POLL_SECONDS = (0.005, 0.01, 0.02, 0.05)  # growing gaps between tries, then 50 ms
+_RENOTIFY_SECONDS = 0.5
 
 
 def lock_key(upload_id: str) -> int:
@@ -44,6 +45,10 @@ class PostgresLocker(Locker):
         self._pool_size = pool_size
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        # Locks whose advisory lock is taken. Stop requests go only to these: a request still
+        # waiting (its claim is in `_held`) must not be stopped by a NOTIFY, least of all its own,
+        # which every LISTENer of the channel, its own instance included, receives.
+        self._owned: dict[str, UploadLock] = {}
 
     async def _connection(self) -> psycopg.AsyncConnection:
         while self._idle:
@@ -72,7 +77,7 @@ class PostgresLocker(Locker):
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self._listening.set()
                     async for notify in conn.notifies():
-                        holder = self._held.get(notify.payload)
+                        holder = self._owned.get(notify.payload)
                         if holder is not None:
                             holder.request_stop(TAKEN_OVER)
             except asyncio.CancelledError:
@@ -101,17 +106,20 @@ class PostgresLocker(Locker):
         conn = await self._connection()
         acquired = False
         try:
-            notified = False
+            notify_at = loop.time()
             attempt = 0
             while True:
                 cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
                 row = await cur.fetchone()
                 if row is not None and row[0]:
                     acquired = True
+                    self._owned[upload_id] = lock
                     break
-                if not notified:
+                if loop.time() >= notify_at:
+                    # Asked again now and then: a holder that took the lock just as the
+                    # first request went out may not have been listed in `_owned` yet.
                     await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, upload_id))
-                    notified = True
+                    notify_at = loop.time() + _RENOTIFY_SECONDS
                 pause = _POLL_SECONDS[min(attempt, len(_POLL_SECONDS) - 1)]
                 attempt += 1
                 if loop.time() + pause > deadline:
@@ -121,6 +129,8 @@ class PostgresLocker(Locker):
         finally:
             if self._held.get(upload_id) is lock:
                 del self._held[upload_id]
+            if self._owned.get(upload_id) is lock:
+                del self._owned[upload_id]
             try:
                 if acquired:
                     await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))

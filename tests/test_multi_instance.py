@@ -22,7 +22,16 @@ from tests.conftest import stored_uploads
 from tests.support.databases import postgres_database
 from tests.support.s3 import S3Server
 from tests.support.server import ServerProcess, server_env
-from tests.support.tus import TUS, RawPatch, create, head, offset_of, patch
+from tests.support.tus import (
+    TUS,
+    RawPatch,
+    create,
+    head,
+    offset_of,
+    patch,
+    run_together,
+    slow_patch,
+)
 from tests.test_homes_support import create_home, finalize, ready_uploads, uploads_body
 
 MiB = 1024 * 1024
@@ -124,31 +133,14 @@ def test_racing_patches_on_two_instances_never_double_append(cluster: Cluster) -
     data = random.Random(3).randbytes(7 * MiB)
     with cluster.client(cluster.a) as a, cluster.client(cluster.b) as b:
         path = path_of(create(a, len(data)))
-        statuses: list[int] = []
-
-        def slow_body() -> Iterator[bytes]:
-            for start in range(0, len(data), 256 * 1024):
-                yield data[start : start + 256 * 1024]
-                time.sleep(0.01)
-
-        def send(server: ServerProcess) -> None:
-            with httpx.Client(headers=server.auth, timeout=60) as c:
-                response = c.patch(
-                    server.url + path,
-                    content=slow_body(),
-                    headers={
-                        **TUS,
-                        "Content-Type": "application/offset+octet-stream",
-                        "Upload-Offset": "0",
-                    },
+        statuses = run_together(
+            *[
+                lambda server=server: slow_patch(
+                    server.url + path, server.auth, data, piece=256 * 1024, pause=0.01
                 )
-                statuses.append(response.status_code)
-
-        threads = [threading.Thread(target=send, args=(s,)) for s in (cluster.a, cluster.b)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
+                for server in (cluster.a, cluster.b)
+            ]
+        )
         assert len(statuses) == 2
         assert set(statuses) <= {204, 409, 423}, statuses
         offset = offset_of(b, path)
@@ -183,22 +175,15 @@ def test_finalize_race_across_instances(cluster: Cluster) -> None:
         home = create_home(a)
         uploads = ready_uploads(b, 2, seed=90)
         body = {"expected_version": 1, **uploads_body("hall", uploads)}
-        results: dict[str, httpx.Response] = {}
         gate = threading.Barrier(2)
 
-        def run(name: str, server: ServerProcess) -> None:
+        def run(server: ServerProcess) -> httpx.Response:
             with cluster.client(server) as c:
-                gate.wait(10)
-                results[name] = finalize(c, home["id"], body)
+                gate.wait(10)  # both requests leave together
+                return finalize(c, home["id"], body)
 
-        threads = [
-            threading.Thread(target=run, args=(name, server))
-            for name, server in (("a", cluster.a), ("b", cluster.b))
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        responses = run_together(lambda: run(cluster.a), lambda: run(cluster.b))
+        results = dict(zip("ab", responses, strict=True))
         statuses = sorted(r.status_code for r in results.values())
         assert statuses == [200, 409], {k: r.text for k, r in results.items()}
         loser = next(r for r in results.values() if r.status_code == 409)

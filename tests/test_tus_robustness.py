@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,12 +22,13 @@ import pytest
 from tests.conftest import stored_uploads
 from tests.support.server import REPO, ServerProcess, server_env
 from tests.support.tus import (
-    TUS,
     RawPatch,
     create,
     head,
     offset_of,
     patch,
+    run_together,
+    slow_patch,
     wait_for_offset,
 )
 
@@ -60,31 +60,7 @@ def test_four_concurrent_patches_at_one_offset_never_double_append(
 ) -> None:
     data = os.urandom(2 * 1024 * 1024)
     url = create(client, len(data))
-    statuses: list[int] = []
-
-    def slow_body() -> Iterator[bytes]:
-        for start in range(0, len(data), 64 * 1024):
-            yield data[start : start + 64 * 1024]
-            time.sleep(0.005)
-
-    def send() -> None:
-        with httpx.Client(headers=server.auth, timeout=30) as c:
-            response = c.patch(
-                url,
-                content=slow_body(),
-                headers={
-                    **TUS,
-                    "Content-Type": "application/offset+octet-stream",
-                    "Upload-Offset": "0",
-                },
-            )
-            statuses.append(response.status_code)
-
-    threads = [threading.Thread(target=send) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    statuses = run_together(*[lambda: slow_patch(url, server.auth, data)] * 4)
     assert len(statuses) == 4
     assert set(statuses) <= {204, 409, 423}, statuses
     offset = offset_of(client, url)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import socket
+import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -117,3 +120,42 @@ def wait_for_offset(client: httpx.Client, url: str, expected: int, timeout: floa
         time.sleep(0.05)
         offset = offset_of(client, url)
     return offset
+
+
+T = TypeVar("T")
+
+
+def slow_patch(
+    url: str,
+    auth: dict[str, str],
+    data: bytes,
+    offset: int = 0,
+    piece: int = 64 * 1024,
+    pause: float = 0.005,
+) -> int:
+    """PATCH `data` at `offset` trickled in pieces, like a slow link; returns the status."""
+
+    def body() -> Iterator[bytes]:
+        for start in range(0, len(data), piece):
+            yield data[start : start + piece]
+            time.sleep(pause)
+
+    headers = {**TUS, **OCTET, "Upload-Offset": str(offset)}
+    with httpx.Client(headers=auth, timeout=60) as client:
+        return client.patch(url, content=body(), headers=headers).status_code
+
+
+def run_together(*calls: Callable[[], T], timeout: float = 120) -> list[T]:
+    """Run the calls at once, one thread each; their results in order (asserts all ended)."""
+    results: dict[int, T] = {}
+
+    def run(index: int, call: Callable[[], T]) -> None:
+        results[index] = call()
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert len(results) == len(calls), "a call failed or did not end in time"
+    return [results[index] for index in range(len(calls))]
