@@ -61,8 +61,11 @@ def storage_env(storage_kind: str, request: pytest.FixtureRequest) -> dict[str, 
 
 
 @pytest.fixture(scope="module")
-def database_url(db_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with database(db_kind, tmp_path_factory.mktemp(f"db-{db_kind}")) as url:
+def database_url(
+    db_kind: str, storage_kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    # Keyed on the storage kind too, so postgres-local and postgres-s3 get a database each.
+    with database(db_kind, tmp_path_factory.mktemp(f"db-{db_kind}-{storage_kind}")) as url:
         yield url
 
 
