@@ -219,7 +219,9 @@ def _install_fault(database_url: str) -> Callable[[], None]:
     return uninstall
 
 
-def test_failure_half_way_changes_nothing(client: httpx.Client, database_url: str) -> None:
+def test_failure_half_way_changes_nothing(
+    server: ServerProcess, client: httpx.Client, database_url: str
+) -> None:
     home = create_home(client, "Fragile")
     old = ready_uploads(client, 3, seed=600)
     before = finalize(client, home["id"], uploads_body(FAULT_GALLERY, old)).json()
@@ -235,6 +237,8 @@ def test_failure_half_way_changes_nothing(client: httpx.Client, database_url: st
         uninstall()
     assert res.status_code == 500, res.text
     assert res.json()["error"] == "internal_error"
+    failed = [e for e in log_events(server.log_text(), "finalize") if e["home_id"] == home["id"]]
+    assert (failed[-1]["result"], failed[-1]["images"]) == ("error", FAULT_ROW + 5)
 
     assert client.get(f"/api/homes/{home['id']}").json() == before
     for upload in new:
