@@ -282,6 +282,20 @@ export class GalleryUploader {
   }
 
   /**
+   * Forget an image without touching the server, e.g. once finalize attached its upload.
+   * @param {string} id
+   */
+  forget(id) {
+    const item = this.items.get(id);
+    if (!item) return;
+    const rt = this._invalidate(item);
+    if (rt.upload) rt.upload.abort(false);
+    this.items.delete(id);
+    this._runtime.delete(id);
+    this._pump();
+  }
+
+  /**
    * Bytes accepted by the server over all images that are not cancelled. Images past the
    * transfer (processing, ready) count in full.
    * @returns {{accepted: number, total: number, fraction: number,
