@@ -107,6 +107,10 @@ export function describeUploadError(err) {
   const body = res && typeof res.getBody === 'function' ? res.getBody() : null;
   const { detail } = parseErrorBody(body);
   if (detail) return detail;
+  // No response because of a failure in the page itself (reading the file, URL storage), not
+  // the network (a dropped request fails with an Event): "connection lost" would hide it.
+  const cause = err && err.causingError;
+  if (!status && cause instanceof Error && cause.message) return cause.message;
   if (STATUS_WORDS[status]) return STATUS_WORDS[status];
   if (status >= 500) return `the server failed (HTTP ${status})`;
   if (status) return `the server answered HTTP ${status}`;

@@ -402,7 +402,9 @@ export class GalleryUploader {
         home_id: item.homeId,
         gallery: item.gallery,
       },
-      urlStorage: this.urlStorage,
+      // tus-js-client spreads these over its defaults: an undefined key would erase its
+      // browser localStorage and break every upload.
+      ...(this.urlStorage ? { urlStorage: this.urlStorage } : {}),
       fingerprint: () => Promise.resolve(fingerprintOf(item, this.endpoint)),
       storeFingerprintForResuming: true,
       removeFingerprintOnSuccess: true,

@@ -56,6 +56,13 @@ test('upload errors read as words: server detail first, then the status', () => 
   assert.equal(describeUploadError(res(502, 'Bad Gateway')), 'the server failed (HTTP 502)');
   assert.equal(describeUploadError(new Error('tus: failed to upload chunk')),
     'the connection to the server was lost');
+  // A failure inside the page (no response, caused by an Error, not a network Event) says so.
+  const local = Object.assign(new Error('tus: failed to create upload'),
+    { causingError: new TypeError('cannot read the file') });
+  assert.equal(describeUploadError(local), 'cannot read the file');
+  const dropped = Object.assign(new Error('tus: failed to upload chunk'),
+    { causingError: { type: 'error' } });
+  assert.equal(describeUploadError(dropped), 'the connection to the server was lost');
 });
 
 test('state machine allows the upload life cycle and nothing else', () => {

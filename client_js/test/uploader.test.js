@@ -227,3 +227,16 @@ test('after the last byte it polls the server until the image is ready or failed
   assert.equal(polls.length, 4);
   assert.ok(polls.every((e) => e.auth === 'Bearer secret'));
 });
+
+test('without a urlStorage option it keeps tus-js-client\'s own storage and uploads', async (t) => {
+  // The admin page passes none; an explicit `urlStorage: undefined` once erased the default
+  // and every upload failed before its first PATCH.
+  const server = await startTusServer();
+  t.after(() => server.close());
+  const uploader = makeUploader(server, { urlStorage: undefined });
+  const p = photo('plain.jpg', 100 * KIB);
+  const item = uploader.add(p.bytes, p.info);
+  const [settled] = await uploader.whenSettled([item.id]);
+  assert.equal(settled.state, 'ready', settled.error);
+  assert.equal(server.sha256(serverCopy(server, item)), server.sha256(p.bytes));
+});
