@@ -54,22 +54,26 @@ export function createApi({ getToken, onUnauthorized = () => {} }) {
 
   return {
     request,
-    /** A bad token gets 401 on any /files/ request, a good one 404 for an unknown upload. */
+    /** Is this token accepted? Any authenticated read says so: 401 means no. */
     async checkToken(token) {
       let res;
       try {
-        res = await fetch('/files/token-check', { method: 'HEAD', cache: 'no-store',
-          headers: { Authorization: `Bearer ${token}`, 'Tus-Resumable': '1.0.0' } });
+        res = await fetch('/api/homes?limit=1', { cache: 'no-store',
+          headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' } });
       } catch (err) {
         throw new ApiError(0, 'network', String(err && err.message), null);
       }
-      return res.status !== 401 && res.status !== 403;
+      if (res.status === 401 || res.status === 403) return false;
+      if (!res.ok) {
+        const { code, detail, body } = parseErrorBody(await res.text().catch(() => ''));
+        throw new ApiError(res.status, code, detail, body);
+      }
+      return true;
     },
-    /** @returns {Promise<object[]>} homes, whatever envelope the server wraps them in */
+    /** @returns {Promise<object[]>} the first page of homes (`{homes, limit, offset}`) */
     async listHomes() {
       const data = await request('GET', '/api/homes');
-      if (Array.isArray(data)) return data;
-      return (data && (data.homes || data.items || data.results)) || [];
+      return (data && data.homes) || [];
     },
     getHome: (id) => request('GET', `/api/homes/${encodeURIComponent(id)}`),
     createHome: (fields) => request('POST', '/api/homes', { body: fields }),
