@@ -9,7 +9,8 @@ import { h, replaceChildren, uid } from './dom.js';
 import * as draft from './draft.js';
 
 export const DEFAULT_GALLERIES = ['facilities', 'rooms', 'exterior'];
-const SLUG = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+// The server's gallery-name rule (server/api/schemas.py SLUG_PATTERN).
+const SLUG = /^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$/;
 const FIELDS = [
   ['name', 'Name', 'input'],
   ['address', 'Address', 'input'],
@@ -218,11 +219,12 @@ export function createEditor(ctx) {
     }
     const percent = total ? Math.floor((100 * accepted) / total) : 100;
     overallBar.value = percent;
-    const waiting = (counts.queued || 0) + (counts.uploading || 0) + (counts.retrying || 0)
-      + (counts.stalled || 0);
+    const sending = (counts.uploading || 0) + (counts.retrying || 0) + (counts.stalled || 0);
+    const waiting = sending + (counts.queued || 0);
     const parts = [];
     if (total) parts.push(`${percent} % uploaded`);
-    if (waiting) parts.push(`${waiting} uploading`);
+    if (sending) parts.push(`${sending} uploading`);
+    if (counts.queued) parts.push(`${counts.queued} waiting`);
     if (counts.processing) parts.push(`${counts.processing} being checked`);
     if (counts.ready) parts.push(`${counts.ready} ready`);
     if (counts.failed) parts.push(`${counts.failed} failed`);
