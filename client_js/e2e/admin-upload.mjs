@@ -9,7 +9,9 @@
  *        [--stall-ms MS] [--upload-kbps N] [--timeout-ms MS]
  *
  * --base is where the page and API are reached (a proxy in front of the server, for faults).
- * --reload-at F reloads the page once when F of all bytes are accepted, without any other action.
+ * --reload-at F leaves the page once when F of all bytes are accepted, reads every upload's offset
+ *   from the server while no page runs, and opens the home again, without any other action; the
+ *   result's `reload` says how many PATCH body bytes were sent after that beyond what was missing.
  * --upload-kbps throttles the browser's uploads (Chromium's own network emulation).
  */
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -56,6 +58,80 @@ function snapshot(page) {
   });
 }
 
+/** Form controls a screen reader could not name (no label, aria-label or text). */
+function unlabelledControls(page) {
+  return page.evaluate(() => [...document.querySelectorAll(
+    'input:not([type=hidden]), button, select, textarea, progress',
+  )].filter((el) => !el.closest('[hidden]'))
+    .filter((el) => !(el.labels?.length || el.getAttribute('aria-label')?.trim()
+      || el.getAttribute('aria-labelledby') || (el.tagName === 'BUTTON' && el.textContent.trim())))
+    .map((el) => el.outerHTML.slice(0, 120)));
+}
+
+/** The page's unsaved photos as its draft (IndexedDB) keeps them: upload URL and size. */
+function draftPhotos(page) {
+  return page.evaluate(() => new Promise((resolve, reject) => {
+    const open = indexedDB.open('tusgallery-admin');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const get = open.result.transaction('draft-photos').objectStore('draft-photos').getAll();
+      get.onerror = () => reject(get.error);
+      get.onsuccess = () => resolve(get.result.map((p) => ({ uploadUrl: p.uploadUrl,
+        size: p.file.size })));
+    };
+  }));
+}
+
+/**
+ * Leave the page mid-upload, ask the server what every upload still lacks, open the home again
+ * and count the PATCH body bytes the browser sends from then on.
+ */
+async function reloadMeasured(page, opts, homeId, fraction) {
+  await page.goto('about:blank');
+  // A same-origin page that runs no uploader: its IndexedDB holds the draft the editor wrote.
+  await page.goto(`${opts.base}/api/health`);
+  const photos = await draftPhotos(page);
+  let missing = 0;
+  let unfinished = 0;
+  for (const photo of photos) {
+    if (!photo.uploadUrl) {
+      missing += photo.size;
+      unfinished += 1;
+      continue;
+    }
+    const id = photo.uploadUrl.replace(/\/+$/, '').split('/').pop();
+    const res = await fetch(`${opts.base}/api/uploads/${id}`,
+      { headers: { Authorization: `Bearer ${opts.token}` } });
+    const body = await res.json();
+    if (!res.ok) throw new Error(`upload ${id}: HTTP ${res.status} ${JSON.stringify(body)}`);
+    missing += body.length - body.offset;
+    if (body.offset < body.length) unfinished += 1;
+  }
+  // Every PATCH body the page hands to XMLHttpRequest from now on, counted in full even when
+  // the request is cut: an upper bound of what goes on the wire again. (Chromium reports no
+  // request body size for Blob bodies, so this is counted in the page.)
+  await page.addInitScript(() => {
+    const send = XMLHttpRequest.prototype.send;
+    const open = XMLHttpRequest.prototype.open;
+    window.__patchBodyBytes = 0;
+    XMLHttpRequest.prototype.open = function openAndRemember(method, ...rest) {
+      this.tusgalleryMethod = String(method).toUpperCase();
+      return open.call(this, method, ...rest);
+    };
+    XMLHttpRequest.prototype.send = function sendAndCount(body) {
+      if (this.tusgalleryMethod === 'PATCH' && body) window.__patchBodyBytes += body.size ?? 0;
+      return send.call(this, body);
+    };
+  });
+  await page.goto(`${opts.base}/admin/#/homes/${encodeURIComponent(homeId)}`);
+  await page.locator('.editor').waitFor();
+  return {
+    before: { at_fraction: fraction, draft_photos: photos.length,
+      unfinished_uploads: unfinished, missing_bytes: missing },
+    after: () => page.evaluate(() => ({ patch_body_bytes: window.__patchBodyBytes })),
+  };
+}
+
 /**
  * @param {import('playwright-core').Page} page
  * @param {object} opts
@@ -71,7 +147,7 @@ export async function run(page, opts) {
     ...(opts.stallMs ? { stallTimeoutMs: Number(opts.stallMs) } : {}),
   });
   await page.addInitScript((value) => {
-    localStorage.setItem('tusgallery.uploader', value);
+    if (location.protocol === 'http:') localStorage.setItem('tusgallery.uploader', value);
   }, uploaderOptions);
   if (opts.uploadKbps) {
     const cdp = await page.context().newCDPSession(page);
@@ -102,11 +178,15 @@ export async function run(page, opts) {
   for (let i = 0; i < files.length; i += 1) {
     await cards.nth(i).locator('.caption').fill(`photo ${String(i + 1).padStart(2, '0')}`);
   }
+  // The draft keeps captions in IndexedDB, written a moment after each keystroke; nobody reloads
+  // within milliseconds of typing, and an unload would drop that last write.
+  if (opts.reloadAt) await page.waitForTimeout(300);
 
   const maxProgress = new Map();
   const statesSeen = new Set();
   let screenshotTaken = false;
   let reloaded = false;
+  let reload = null;
   const deadline = Date.now() + Number(opts.timeoutMs || 110_000);
   for (;;) {
     const snap = await snapshot(page);
@@ -115,14 +195,15 @@ export async function run(page, opts) {
       statesSeen.add(c.state);
     }
     if (opts.screenshot && !screenshotTaken && snap.overall > 0.15 && snap.overall < 0.85) {
+      // Show the photos being sent rather than wherever typing the captions left the page.
+      await page.evaluate(() => document.querySelector('.card[data-state="uploading"]')
+        ?.scrollIntoView({ block: 'start' }));
       await page.screenshot({ path: opts.screenshot, fullPage: false });
       screenshotTaken = true;
     }
     if (opts.reloadAt && !reloaded && snap.overall >= Number(opts.reloadAt)) {
       reloaded = true;
-      timings.reload_at_fraction = snap.overall;
-      await page.reload();
-      await page.locator('.editor').waitFor();
+      reload = await reloadMeasured(page, opts, homeId, snap.overall);
       await cards.nth(files.length - 1).waitFor();
       continue;
     }
@@ -132,11 +213,15 @@ export async function run(page, opts) {
     if (done) break;
     if (failed.length) throw new Error(`failed uploads: ${JSON.stringify(failed)}`);
     if (Date.now() > deadline) {
-      throw new Error(`uploads did not finish: ${JSON.stringify(snap.cards.map((c) => c.state))}`);
+      throw new Error(`uploads did not finish: ${JSON.stringify(snap.cards.map((c) => c.status))}`);
     }
     await page.waitForTimeout(100);
   }
   timings.upload_ms = Date.now() - tUpload;
+  const afterReload = reload ? await reload.after() : null;
+  const unlabelled = await unlabelledControls(page);
+  const overflow = await page.evaluate(() => Math.max(0,
+    document.documentElement.scrollWidth - window.innerWidth));
 
   const tSave = Date.now();
   await page.getByRole('button', { name: 'Save' }).click();
@@ -152,7 +237,10 @@ export async function run(page, opts) {
       && [...maxProgress.values()].every((v) => v === 100),
     states_seen: [...statesSeen].sort(),
     reloaded,
+    reload: reload && { ...reload.before, ...afterReload },
     screenshot: screenshotTaken ? opts.screenshot : null,
+    unlabelled_controls: unlabelled,
+    horizontal_overflow_px: overflow,
     saved_cards: final.cards.length,
     saved_captions: final.cards.map((c) => c.caption),
     timings: { ...timings, total_ms: Date.now() - t0 },
@@ -175,6 +263,9 @@ async function main() {
   const consoleErrors = [];
   page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()); });
   page.on('pageerror', (err) => consoleErrors.push(String(err)));
+  // Failed requests go to stderr: on a flaky link they are expected, elsewhere they explain a failure.
+  page.on('requestfailed', (req) => console.error(`request failed: ${req.method()} ${req.url()} `
+    + `${req.failure()?.errorText}`));
   try {
     const result = await run(page, {
       base: values.base.replace(/\/+$/, ''), token: values.token, photos: values.photos,
