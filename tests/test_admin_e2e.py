@@ -79,7 +79,8 @@ def drive(base: str, server: ServerProcess, photos: Path, *args: str) -> dict[st
         f"driver failed ({done.returncode}): {report or done.stdout[-2000:]}\n"
         f"stderr: {done.stderr[-2000:]}\nserver log: {server.log_text()[-3000:]}"
     )
-    print(f"admin e2e {args or 'clean'}: {json.dumps(report['timings'])}")
+    if "timings" in report:
+        print(f"admin e2e {args or 'clean'}: {json.dumps(report['timings'])}")
     return report
 
 
@@ -159,3 +160,24 @@ def test_reload_mid_upload_resumes_without_resending(
     assert flaky.bytes_up >= total  # every byte went through the proxy at least once
     # Beyond the photos: request headers and bodies of the page, API and tus (no re-sent body).
     print(f"proxy: {flaky.bytes_up - total} B up beyond the {total} B of photos")
+
+
+def test_rejected_file_and_version_conflict_are_explained(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    for n in range(2):
+        make_photo(tmp_path / f"IMG_{n + 1:04d}.jpg", 800, 600, seed=n)
+    (tmp_path / "notes.jpg").write_text("not a photo, only named like one\n" * 200)
+    report = drive(server.url, server, tmp_path, "--scenario", "troubles")
+    assert report["failed_name"] == "notes.jpg"
+    assert report["failed_status"].startswith("Failed: ")
+    assert "connection" not in report["failed_status"]  # the server's reason, not a guess
+    assert "did not upload" in report["blocked_message"]
+    assert "Someone else saved this home" in report["conflict_message"]
+    assert report["description_after_reload"] == "Changed elsewhere"
+    assert report["version"] == 3  # created, the other admin's save, ours
+    with httpx.Client(base_url=server.url, headers=server.auth, timeout=30) as api:
+        home = api.get(f"/api/homes/{report['home_id']}").raise_for_status().json()
+    assert home["name"] == "Renamed in the browser"
+    assert home["description"] == "Changed elsewhere"
+    assert len(home["galleries"][GALLERY]) == 2

@@ -6,13 +6,15 @@
  *
  *   node e2e/admin-upload.mjs --base http://127.0.0.1:PORT --token T --photos DIR
  *        [--gallery rooms] [--reload-at 0.4] [--screenshot FILE] [--chunk-size BYTES]
- *        [--stall-ms MS] [--upload-kbps N] [--timeout-ms MS]
+ *        [--stall-ms MS] [--upload-kbps N] [--timeout-ms MS] [--scenario upload|troubles]
  *
  * --base is where the page and API are reached (a proxy in front of the server, for faults).
  * --reload-at F leaves the page once when F of all bytes are accepted, reads every upload's offset
  *   from the server while no page runs, and opens the home again, without any other action; the
  *   result's `reload` says how many PATCH body bytes were sent after that beyond what was missing.
  * --upload-kbps throttles the browser's uploads (Chromium's own network emulation).
+ * --scenario troubles: one of the files is no image; its reason shows and Save waits for its
+ *   removal; someone else's save meanwhile is a version conflict, resolved with Reload.
  */
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -132,6 +134,81 @@ async function reloadMeasured(page, opts, homeId, fraction) {
   };
 }
 
+async function photoFiles(folder) {
+  const files = (await readdir(folder)).filter((f) => /\.jpe?g$/i.test(f)).sort()
+    .map((f) => path.join(folder, f));
+  if (!files.length) throw new Error(`no JPEG in ${folder}`);
+  return files;
+}
+
+async function logInAndCreateHome(page, opts) {
+  await page.goto(`${opts.base}/admin/`);
+  await page.getByLabel('Access token').fill(opts.token);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { name: 'New home' }).waitFor();
+  const homeName = `E2E home ${new Date().toISOString()}`;
+  await page.getByLabel('Name', { exact: true }).fill(homeName);
+  await page.getByLabel('Address').fill('1 Test Street');
+  await page.getByLabel('Description').fill('Made by the browser end-to-end test');
+  await page.getByRole('button', { name: 'Create home' }).click();
+  await page.locator('.editor').waitFor();
+  const homeId = await page.locator('.editor').getAttribute('data-home-id');
+  return { homeId, homeName };
+}
+
+/** Wait until every card of the gallery is ready or failed; returns their snapshots. */
+async function settledCards(page, count, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { cards } = await snapshot(page);
+    const done = cards.filter((c) => c.state === 'ready' || c.state === 'failed');
+    if (cards.length === count && done.length === count) return cards;
+    if (Date.now() > deadline) throw new Error(`cards did not settle: ${JSON.stringify(cards)}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+/**
+ * The troubles an admin meets, in words on the page: a file that is no image fails with the
+ * server's reason and blocks Save until removed; a save that someone else's save overtook is a
+ * version conflict with a Reload button, after which the next Save goes through.
+ */
+export async function runTroubles(page, opts) {
+  const { homeId } = await logInAndCreateHome(page, opts);
+  const files = await photoFiles(opts.photos);
+  await page.locator(`input.file-input[data-gallery="${opts.gallery}"]`).setInputFiles(files);
+  const cards = await settledCards(page, files.length, Number(opts.timeoutMs || 60_000));
+  const failed = cards.filter((c) => c.state === 'failed');
+  if (failed.length !== 1) throw new Error(`expected one failed card: ${JSON.stringify(cards)}`);
+  const failedName = path.basename(files[cards.indexOf(failed[0])]);
+
+  await page.getByRole('button', { name: 'Save' }).click();
+  const blocked = await page.locator('.message.error').textContent();
+  await page.getByRole('button', { name: `Remove ${failedName}` }).click();
+
+  // Another admin saves the home meanwhile, straight through the API.
+  const other = await fetch(`${opts.base}/api/homes/${homeId}/finalize`, { method: 'POST',
+    headers: { Authorization: `Bearer ${opts.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ expected_version: 1, home: { description: 'Changed elsewhere' } }) });
+  if (!other.ok) throw new Error(`the other save failed: HTTP ${other.status}`);
+
+  await page.getByRole('button', { name: 'Save' }).click();
+  const conflict = page.locator('.message.error', { has: page.getByRole('button',
+    { name: 'Reload' }) });
+  const conflictText = await conflict.textContent();
+  await conflict.getByRole('button', { name: 'Reload' }).click();
+  await page.locator('.message.info').waitFor();
+  const descriptionAfterReload = await page.getByLabel('Description').inputValue();
+  await page.getByLabel('Name', { exact: true }).fill('Renamed in the browser');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.locator('.message.success').waitFor({ timeout: 60_000 });
+  const final = await snapshot(page);
+  return { home_id: homeId, failed_name: failedName, failed_status: failed[0].status,
+    blocked_message: blocked, conflict_message: conflictText,
+    description_after_reload: descriptionAfterReload, version: Number(final.version),
+    saved_cards: final.cards.length };
+}
+
 /**
  * @param {import('playwright-core').Page} page
  * @param {object} opts
@@ -139,9 +216,7 @@ async function reloadMeasured(page, opts, homeId, fraction) {
 export async function run(page, opts) {
   const timings = {};
   const t0 = Date.now();
-  const files = (await readdir(opts.photos)).filter((f) => /\.jpe?g$/i.test(f)).sort()
-    .map((f) => path.join(opts.photos, f));
-  if (!files.length) throw new Error(`no JPEG in ${opts.photos}`);
+  const files = await photoFiles(opts.photos);
   const uploaderOptions = JSON.stringify({
     ...(opts.chunkSize ? { chunkSize: Number(opts.chunkSize) } : {}),
     ...(opts.stallMs ? { stallTimeoutMs: Number(opts.stallMs) } : {}),
@@ -156,17 +231,7 @@ export async function run(page, opts) {
       downloadThroughput: -1, uploadThroughput: (Number(opts.uploadKbps) * 1024) / 8 });
   }
 
-  await page.goto(`${opts.base}/admin/`);
-  await page.getByLabel('Access token').fill(opts.token);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('heading', { name: 'New home' }).waitFor();
-  const homeName = `E2E home ${new Date().toISOString()}`;
-  await page.getByLabel('Name').fill(homeName);
-  await page.getByLabel('Address').fill('1 Test Street');
-  await page.getByLabel('Description').fill('Made by the browser end-to-end test');
-  await page.getByRole('button', { name: 'Create home' }).click();
-  await page.locator('.editor').waitFor();
-  const homeId = await page.locator('.editor').getAttribute('data-home-id');
+  const { homeId, homeName } = await logInAndCreateHome(page, opts);
   timings.login_create_ms = Date.now() - t0;
 
   const gallery = opts.gallery || 'rooms';
@@ -253,7 +318,7 @@ async function main() {
     gallery: { type: 'string' }, 'reload-at': { type: 'string' },
     screenshot: { type: 'string' }, 'chunk-size': { type: 'string' },
     'stall-ms': { type: 'string' }, 'upload-kbps': { type: 'string' },
-    'timeout-ms': { type: 'string' },
+    'timeout-ms': { type: 'string' }, scenario: { type: 'string' },
   } });
   for (const required of ['base', 'token', 'photos']) {
     if (!values[required]) throw new Error(`--${required} is required`);
@@ -267,9 +332,11 @@ async function main() {
   page.on('requestfailed', (req) => console.error(`request failed: ${req.method()} ${req.url()} `
     + `${req.failure()?.errorText}`));
   try {
-    const result = await run(page, {
+    const scenario = { upload: run, troubles: runTroubles }[values.scenario || 'upload'];
+    if (!scenario) throw new Error(`unknown --scenario ${values.scenario}`);
+    const result = await scenario(page, {
       base: values.base.replace(/\/+$/, ''), token: values.token, photos: values.photos,
-      gallery: values.gallery, reloadAt: values['reload-at'], screenshot: values.screenshot,
+      gallery: values.gallery || 'rooms', reloadAt: values['reload-at'], screenshot: values.screenshot,
       chunkSize: values['chunk-size'], stallMs: values['stall-ms'],
       uploadKbps: values['upload-kbps'], timeoutMs: values['timeout-ms'],
     });
