@@ -70,29 +70,32 @@ function unlabelledControls(page) {
     .map((el) => el.outerHTML.slice(0, 120)));
 }
 
-/** The page's unsaved photos as its draft (IndexedDB) keeps them: upload URL and size. */
+/**
+ * The page's unsaved photos as its draft (IndexedDB) keeps them, with the upload URL the page
+ * will resume: the draft's, or else the one tus-js-client stored under the photo's fingerprint
+ * (the draft's copy is written a moment later and an unload can beat it).
+ */
 function draftPhotos(page) {
   return page.evaluate(() => new Promise((resolve, reject) => {
+    const stored = Object.keys(localStorage).filter((key) => key.startsWith('tus::'))
+      .map((key) => ({ key, url: JSON.parse(localStorage.getItem(key)).uploadUrl }));
     const open = indexedDB.open('tusgallery-admin');
     open.onerror = () => reject(open.error);
     open.onsuccess = () => {
       const get = open.result.transaction('draft-photos').objectStore('draft-photos').getAll();
       get.onerror = () => reject(get.error);
-      get.onsuccess = () => resolve(get.result.map((p) => ({ uploadUrl: p.uploadUrl,
-        size: p.file.size })));
+      get.onsuccess = () => resolve(get.result.map((p) => {
+        const print = ['', p.homeId, p.gallery, p.file.name, p.file.type, p.file.size,
+          p.file.lastModified].join('|') + '::'; // tus-js-client's key: tus::FINGERPRINT::ID
+        return { uploadUrl: p.uploadUrl || stored.find((s) => s.key.includes(print))?.url
+          || null, size: p.file.size };
+      }));
     };
   }));
 }
 
-/**
- * Leave the page mid-upload, ask the server what every upload still lacks, open the home again
- * and count the PATCH body bytes the browser sends from then on.
- */
-async function reloadMeasured(page, opts, homeId, fraction) {
-  await page.goto('about:blank');
-  // A same-origin page that runs no uploader: its IndexedDB holds the draft the editor wrote.
-  await page.goto(`${opts.base}/api/health`);
-  const photos = await draftPhotos(page);
+/** What the server still lacks of the draft's photos, from its upload offsets. */
+async function missingBytes(photos, opts) {
   let missing = 0;
   let unfinished = 0;
   for (const photo of photos) {
@@ -108,6 +111,29 @@ async function reloadMeasured(page, opts, homeId, fraction) {
     if (!res.ok) throw new Error(`upload ${id}: HTTP ${res.status} ${JSON.stringify(body)}`);
     missing += body.length - body.offset;
     if (body.offset < body.length) unfinished += 1;
+  }
+  return { missing, unfinished };
+}
+
+/**
+ * Leave the page mid-upload, ask the server what every upload still lacks, open the home again
+ * and count the PATCH body bytes the browser sends from then on.
+ */
+async function reloadMeasured(page, opts, homeId, fraction) {
+  await page.goto('about:blank');
+  // A same-origin page that runs no uploader: its IndexedDB holds the draft the editor wrote.
+  await page.goto(`${opts.base}/api/health`);
+  const photos = await draftPhotos(page);
+  // Bytes of the aborted requests may still be on their way into the server: read the offsets
+  // until they stop moving.
+  let previous = null;
+  let missing = 0;
+  let unfinished = 0;
+  for (let round = 0; round < 50; round += 1) {
+    ({ missing, unfinished } = await missingBytes(photos, opts));
+    if (missing === previous) break;
+    previous = missing;
+    await page.waitForTimeout(200);
   }
   // Every PATCH body the page hands to XMLHttpRequest from now on, counted in full even when
   // the request is cut: an upper bound of what goes on the wire again. (Chromium reports no
