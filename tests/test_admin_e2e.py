@@ -111,6 +111,7 @@ def test_upload_thirty_photos_on_a_clean_link(server: ServerProcess, photos: Pat
     shot.unlink(missing_ok=True)
     report = drive(server.url, server, photos, *THROTTLE, "--screenshot", str(shot))
     check_saved_home(server, photos, report)
+    assert report["console_errors"] == []  # on a clean link nothing at all goes wrong
     assert report["screenshot"] and shot.read_bytes().startswith(b"\x89PNG")
 
 
