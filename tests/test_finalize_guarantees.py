@@ -16,8 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from tests.support.server import ServerProcess
-from tests.test_homes_support import (
+from tests.support.homes import (
     add_principal,
     create_home,
     finalize,
@@ -27,6 +26,7 @@ from tests.test_homes_support import (
     sql_engine,
     uploads_body,
 )
+from tests.support.server import ServerProcess
 
 ROUNDS = 8
 FAULT_GALLERY = "faulty"

@@ -24,15 +24,15 @@ from sqlmodel import Session, col, select
 from server.db import utcnow
 from server.models import Upload, UploadStatus
 from tests.support.databases import postgres_database
-from tests.support.photos import make_photo
-from tests.support.server import ServerProcess, server_env
-from tests.test_homes_support import (
+from tests.support.homes import (
     log_events,
     sql_engine,
     tus_upload,
     upload_status,
     wait_processed,
 )
+from tests.support.photos import make_photo
+from tests.support.server import ServerProcess, server_env
 
 
 def _set_rows(database_url: str, upload_ids: list[str], **values: Any) -> None:

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.support.homes import create_home, finalize, wait_processed
 from tests.support.photos import MARKER_TOP_LEFT, MARKER_TOP_RIGHT, make_photo
 from tests.support.server import ServerProcess
 from tests.support.tus import upload
-from tests.test_homes_support import create_home, finalize, wait_processed
 
 PHOTOS = 30
 # Full-size photos are slow to draw on a busy 2-core machine: draw a third of them and make
