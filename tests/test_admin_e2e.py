@@ -163,22 +163,46 @@ def test_reload_mid_upload_resumes_without_resending(
     print(f"proxy: {flaky.bytes_up - total} B up beyond the {total} B of photos")
 
 
-def test_rejected_file_and_version_conflict_are_explained(
+def test_troubles_are_explained_and_every_home_is_reachable(
     server: ServerProcess, tmp_path: Path
 ) -> None:
     for n in range(2):
         make_photo(tmp_path / f"IMG_{n + 1:04d}.jpg", 800, 600, seed=n)
     (tmp_path / "notes.jpg").write_text("not a photo, only named like one\n" * 200)
     report = drive(server.url, server, tmp_path, "--scenario", "troubles")
+    # Paging: two homes a page, more homes than that; "Load more" reaches each exactly once.
+    assert report["homes_total"] > report["homes_first_page"] == 2
+    assert report["homes_listed"] == report["homes_total"]
+    assert report["homes_all_listed"] and report["homes_listed_once"]
+    assert report["load_more_clicks"] >= report["homes_total"] // 2
+    # A file that is no image: the server's reason, and Save waits for its removal.
     assert report["failed_name"] == "notes.jpg"
     assert report["failed_status"].startswith("Failed: ")
     assert "connection" not in report["failed_status"]  # the server's reason, not a guess
     assert "did not upload" in report["blocked_message"]
-    assert "Someone else saved this home" in report["conflict_message"]
-    assert report["description_after_reload"] == "Changed elsewhere"
-    assert report["version"] == 3  # created, the other admin's save, ours
+    # Conflict 1: the admin renamed, another admin changed the description. Reload keeps the
+    # name typed here (marked, with the saved one shown) and takes the other description.
+    first = report["first"]
+    assert "Someone else saved this home" in first["conflict_message"]
+    assert first["name"] == "Renamed in the browser"
+    assert first["description"] == "Changed elsewhere"
+    assert first["kept_notes"] == [f'Your edit, kept. Saved version: "{report["home_name"]}"']
+    assert "Kept your changes: name." in first["reload_message"]
+    assert "Took the other changes: description." in first["reload_message"]
+    # Conflict 2, on saved photos: each admin recaptioned a different one; both captions stay.
+    second = report["second"]
+    assert second["captions"] == ["Mine, typed in the browser", "Theirs, saved elsewhere"]
+    assert "Kept your changes: 1 caption(s)." in second["reload_message"]
+    assert "Took the other changes: 1 caption(s)." in second["reload_message"]
+    assert second["kept_notes"] == ["Your caption, kept over the saved one"]
+    assert second["name"] == "Renamed in the browser"
+    # created, other save, ours, other save, ours
+    assert report["version"] == 5
     with httpx.Client(base_url=server.url, headers=server.auth, timeout=30) as api:
         home = api.get(f"/api/homes/{report['home_id']}").raise_for_status().json()
     assert home["name"] == "Renamed in the browser"
     assert home["description"] == "Changed elsewhere"
-    assert len(home["galleries"][GALLERY]) == 2
+    assert [image["caption"] for image in home["galleries"][GALLERY]] == [
+        "Mine, typed in the browser",
+        "Theirs, saved elsewhere",
+    ]

@@ -13,14 +13,18 @@
  *   from the server while no page runs, and opens the home again, without any other action; the
  *   result's `reload` says how many PATCH body bytes were sent after that beyond what was missing.
  * --upload-kbps throttles the browser's uploads (Chromium's own network emulation).
- * --scenario troubles: one of the files is no image; its reason shows and Save waits for its
- *   removal; someone else's save meanwhile is a version conflict, resolved with Reload.
+ * --scenario troubles: the homes list pages through more homes than a page; one of the files is
+ *   no image; its reason shows and Save waits for its removal; someone else's save meanwhile is
+ *   a version conflict, resolved with Reload keeping the admin's edits (twice: fields, captions).
  */
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
+
+/** Homes a page of the list in the troubles scenario: small, so paging is cheap to reach. */
+const HOMES_PAGE = 2;
 
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
   '--no-first-run', '--disable-background-networking', '--disable-component-update',
@@ -167,11 +171,19 @@ async function photoFiles(folder) {
   return files;
 }
 
-async function logInAndCreateHome(page, opts) {
+async function logIn(page, opts) {
   await page.goto(`${opts.base}/admin/`);
   await page.getByLabel('Access token').fill(opts.token);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.getByRole('heading', { name: 'New home' }).waitFor();
+}
+
+async function logInAndCreateHome(page, opts) {
+  await logIn(page, opts);
+  return createHome(page);
+}
+
+async function createHome(page) {
   const homeName = `E2E home ${new Date().toISOString()}`;
   await page.getByLabel('Name', { exact: true }).fill(homeName);
   await page.getByLabel('Address').fill('1 Test Street');
@@ -194,13 +206,60 @@ async function settledCards(page, count, timeoutMs) {
   }
 }
 
+/** The API as another admin (or the test) uses it, outside the page. */
+async function apiCall(opts, method, urlPath, body) {
+  const res = await fetch(`${opts.base}${urlPath}`, { method,
+    headers: { Authorization: `Bearer ${opts.token}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  const answer = await res.json().catch(() => null);
+  if (!res.ok) throw new Error(`${method} ${urlPath}: HTTP ${res.status} ${JSON.stringify(answer)}`);
+  return answer;
+}
+
+/**
+ * With HOMES_PAGE homes a page and more homes than that: the list shows one page and "Load
+ * more homes" until every home the API knows is on it, each once.
+ */
+async function pageThroughHomes(page, opts) {
+  const all = (await apiCall(opts, 'GET', '/api/homes?limit=200')).homes.map((h) => h.id);
+  const items = page.locator('ul.homes li a');
+  const more = page.getByRole('button', { name: 'Load more homes' });
+  await items.nth(HOMES_PAGE - 1).waitFor();
+  const first = await items.count();
+  let clicks = 0;
+  while (await more.isVisible()) {
+    const before = await items.count();
+    await more.click();
+    clicks += 1;
+    // Done when the list grew or the button went (a full last page finds nothing more).
+    await page.waitForFunction((n) => document.querySelectorAll('ul.homes li').length > n
+      || document.querySelector('button.more')?.hidden, before);
+    if (clicks > all.length) throw new Error('Load more never ends');
+  }
+  const listed = await items.evaluateAll((links) => links.map((a) => decodeURIComponent(
+    a.getAttribute('href').split('/').pop())));
+  return { homes_total: all.length, homes_first_page: first, homes_listed: listed.length,
+    homes_listed_once: new Set(listed).size === listed.length,
+    homes_all_listed: all.every((id) => listed.includes(id)), load_more_clicks: clicks };
+}
+
 /**
  * The troubles an admin meets, in words on the page: a file that is no image fails with the
  * server's reason and blocks Save until removed; a save that someone else's save overtook is a
- * version conflict with a Reload button, after which the next Save goes through.
+ * version conflict with a Reload button, which keeps what the admin typed on top of the newer
+ * version, so the next Save writes both. Starts with paging through more homes than a page.
  */
 export async function runTroubles(page, opts) {
-  const { homeId } = await logInAndCreateHome(page, opts);
+  await page.addInitScript((size) => {
+    if (location.protocol === 'http:') localStorage.setItem('tusgallery.homesPage', size);
+  }, String(HOMES_PAGE));
+  // Two full pages: the last "Load more" finds nothing and the button goes.
+  for (let n = 0; n < 2 * HOMES_PAGE; n += 1) {
+    await apiCall(opts, 'POST', '/api/homes', { name: `Listed home ${n}` });
+  }
+  await logIn(page, opts); // lands on the list
+  const paging = await pageThroughHomes(page, opts);
+  const { homeId, homeName } = await createHome(page);
   const files = await photoFiles(opts.photos);
   await page.locator(`input.file-input[data-gallery="${opts.gallery}"]`).setInputFiles(files);
   const cards = await settledCards(page, files.length, Number(opts.timeoutMs || 60_000));
@@ -211,28 +270,49 @@ export async function runTroubles(page, opts) {
   await page.getByRole('button', { name: 'Save' }).click();
   const blocked = await page.locator('.message.error').textContent();
   await page.getByRole('button', { name: `Remove ${failedName}` }).click();
+  // The admin types a new name; another admin saves a new description meanwhile.
+  await page.getByLabel('Name', { exact: true }).fill('Renamed in the browser');
+  await apiCall(opts, 'POST', `/api/homes/${homeId}/finalize`,
+    { expected_version: 1, home: { description: 'Changed elsewhere' } });
+  const first = await saveAfterConflict(page);
 
-  // Another admin saves the home meanwhile, straight through the API.
-  const other = await fetch(`${opts.base}/api/homes/${homeId}/finalize`, { method: 'POST',
-    headers: { Authorization: `Bearer ${opts.token}`, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ expected_version: 1, home: { description: 'Changed elsewhere' } }) });
-  if (!other.ok) throw new Error(`the other save failed: HTTP ${other.status}`);
+  // Second round on saved photos: the admin recaptions the first, the other admin the second.
+  const captions = page.locator('.card .caption');
+  await captions.nth(0).fill('Mine, typed in the browser');
+  const saved = await apiCall(opts, 'GET', `/api/homes/${homeId}`);
+  const images = saved.galleries[opts.gallery];
+  await apiCall(opts, 'POST', `/api/homes/${homeId}/finalize`, {
+    expected_version: saved.version,
+    galleries: { [opts.gallery]: images.map((image, i) => ({ image_id: image.id,
+      caption: i === 1 ? 'Theirs, saved elsewhere' : image.caption })) } });
+  const second = await saveAfterConflict(page);
+  const final = await snapshot(page);
+  return { home_id: homeId, home_name: homeName, failed_name: failedName,
+    failed_status: failed[0].status, blocked_message: blocked, first, second, ...paging,
+    version: Number(final.version), saved_cards: final.cards.length,
+    saved_captions: final.cards.map((c) => c.caption) };
+}
 
+/** Save, meet the version conflict, Reload, report what the page shows, Save again. */
+async function saveAfterConflict(page) {
   await page.getByRole('button', { name: 'Save' }).click();
   const conflict = page.locator('.message.error', { has: page.getByRole('button',
     { name: 'Reload' }) });
   const conflictText = await conflict.textContent();
   await conflict.getByRole('button', { name: 'Reload' }).click();
-  await page.locator('.message.info').waitFor();
-  const descriptionAfterReload = await page.getByLabel('Description').inputValue();
-  await page.getByLabel('Name', { exact: true }).fill('Renamed in the browser');
+  const reloaded = page.locator('.message.info', { hasText: 'Reloaded version' });
+  await reloaded.waitFor();
+  const shown = await page.evaluate(() => ({
+    name: document.querySelector('input[name=name]').value,
+    description: document.querySelector('textarea[name=description]').value,
+    kept_notes: [...document.querySelectorAll('.kept-note:not([hidden])')]
+      .map((note) => note.textContent),
+    captions: [...document.querySelectorAll('.card .caption')].map((input) => input.value),
+  }));
+  const message = await reloaded.textContent();
   await page.getByRole('button', { name: 'Save' }).click();
   await page.locator('.message.success').waitFor({ timeout: 60_000 });
-  const final = await snapshot(page);
-  return { home_id: homeId, failed_name: failedName, failed_status: failed[0].status,
-    blocked_message: blocked, conflict_message: conflictText,
-    description_after_reload: descriptionAfterReload, version: Number(final.version),
-    saved_cards: final.cards.length };
+  return { conflict_message: conflictText, reload_message: message, ...shown };
 }
 
 /**

@@ -70,11 +70,9 @@ export function createApi({ getToken, onUnauthorized = () => {} }) {
       }
       return true;
     },
-    /** @returns {Promise<object[]>} the first page of homes (`{homes, limit, offset}`) */
-    async listHomes() {
-      const data = await request('GET', '/api/homes');
-      return (data && data.homes) || [];
-    },
+    /** @returns {Promise<{homes: object[], limit: number, offset: number}>} one page */
+    listHomes: ({ limit, offset }) => request('GET',
+      `/api/homes?limit=${encodeURIComponent(limit)}&offset=${encodeURIComponent(offset)}`),
     getHome: (id) => request('GET', `/api/homes/${encodeURIComponent(id)}`),
     createHome: (fields) => request('POST', '/api/homes', { body: fields }),
     finalize: (id, bodyText, idempotencyKey) => request('POST',

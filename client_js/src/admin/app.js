@@ -6,12 +6,15 @@
 import { GalleryUploader } from '../uploader.js';
 import { createApi } from './api.js';
 import { createEditor } from './editor.js';
+import { createPager } from './pager.js';
 import { errorText } from './messages.js';
 import { h, replaceChildren, uid } from './dom.js';
 
 const TOKEN_KEY = 'tusgallery.token';
 /** Optional JSON in localStorage tuning the uploader (chunkSize, concurrency, stallTimeoutMs). */
 const UPLOADER_KEY = 'tusgallery.uploader';
+/** Optional homes per page of the list (1-200; the server's default 50 when unset). */
+const PAGE_KEY = 'tusgallery.homesPage';
 
 const root = document.getElementById('app');
 const userBar = document.getElementById('user');
@@ -121,6 +124,13 @@ function loginView() {
   return { el: form };
 }
 
+function homeItem(home) {
+  const count = Object.values(home.galleries || {}).reduce((n, g) => n + g.length, 0);
+  return h('li', {}, h('a', { href: `#/homes/${encodeURIComponent(home.id)}` },
+    h('strong', {}, home.name || `Home ${home.id}`)),
+  h('span', { className: 'muted' }, ` ${home.address || ''} · ${count} photo(s)`));
+}
+
 function homesView() {
   const list = h('ul', { className: 'homes', 'aria-busy': 'true' });
   const status = h('p', { className: 'message', role: 'status' }, 'Loading homes…');
@@ -152,21 +162,37 @@ function homesView() {
   field('description', 'Description', 'textarea'), createError,
   h('button', { type: 'submit', className: 'primary' }, 'Create home'));
 
-  api.listHomes().then((homes) => {
-    status.textContent = homes.length ? '' : 'No homes yet.';
-    status.hidden = !homes.length ? false : true;
-    replaceChildren(list, homes.map((home) => {
-      const count = Object.values(home.galleries || {}).reduce((n, g) => n + g.length, 0);
-      return h('li', {}, h('a', { href: `#/homes/${encodeURIComponent(home.id)}` },
-        h('strong', {}, home.name || `Home ${home.id}`)),
-      h('span', { className: 'muted' }, ` ${home.address || ''} · ${count} photo(s)`));
-    }));
-  }).catch((err) => {
-    status.textContent = errorText(err);
-    status.className = 'message error';
-  }).finally(() => list.setAttribute('aria-busy', 'false'));
+  const pager = createPager(api.listHomes, localStorage.getItem(PAGE_KEY));
+  const more = h('button', { type: 'button', className: 'more', hidden: true,
+    onclick: () => loadPage() }, 'Load more homes');
+  let shown = 0;
 
-  return { el: h('div', {}, h('h2', {}, 'Homes'), status, list, create) };
+  async function loadPage() {
+    more.disabled = true;
+    list.setAttribute('aria-busy', 'true');
+    try {
+      const homes = await pager.next();
+      const first = list.children.length;
+      list.append(...homes.map(homeItem));
+      shown += homes.length;
+      status.hidden = shown > 0;
+      status.textContent = shown ? '' : 'No homes yet.';
+      status.className = 'message';
+      // Keyboard users land on the first home just added, not back at the top.
+      if (first && homes.length) list.children[first].querySelector('a').focus();
+    } catch (err) {
+      status.textContent = errorText(err);
+      status.className = 'message error';
+      status.hidden = false;
+    } finally {
+      more.hidden = pager.done;
+      more.disabled = false;
+      list.setAttribute('aria-busy', 'false');
+    }
+  }
+  loadPage();
+
+  return { el: h('div', {}, h('h2', {}, 'Homes'), status, list, more, create) };
 }
 
 async function editorView(id) {

@@ -7,6 +7,7 @@ import { errorText } from './messages.js';
 import { createGallery } from './gallery.js';
 import { h, replaceChildren, uid } from './dom.js';
 import * as draft from './draft.js';
+import { mergeFields, mergeGallery } from './merge.js';
 
 export const DEFAULT_GALLERIES = ['facilities', 'rooms', 'exterior'];
 // The server's gallery-name rule (server/api/schemas.py SLUG_PATTERN).
@@ -46,13 +47,16 @@ export function createEditor(ctx) {
   let saving = false;
 
   const fieldInputs = {};
+  const fieldNotes = {}; // after a reload: what the server has where the admin's edit was kept
   const form = h('form', { className: 'fields', onsubmit: (ev) => ev.preventDefault() },
     FIELDS.map(([name, label, tag]) => {
       const id = uid(name);
+      fieldNotes[name] = h('small', { id: `${id}-note`, className: 'kept-note', hidden: true });
       fieldInputs[name] = h(tag, { id, name, value: home[name] ?? '',
+        'aria-describedby': fieldNotes[name].id,
         ...(tag === 'textarea' ? { rows: 3 } : { type: 'text' }) });
       return h('div', { className: 'field' }, h('label', { htmlFor: id }, label),
-        fieldInputs[name]);
+        fieldInputs[name], fieldNotes[name]);
     }));
 
   const galleriesEl = h('div', { className: 'galleries' });
@@ -245,24 +249,101 @@ export function createEditor(ctx) {
     refreshOverall();
   });
 
-  /** Show the home as the server has it, keeping photos that are not attached yet. */
-  function loadHome(next) {
+  function imagesIn(someHome, name) {
+    return [...((someHome.galleries || {})[name] || [])]
+      .sort((a, b) => (a.position ?? 0) - (b.position ?? 0)).map(serverEntry);
+  }
+
+  function galleryNames(next) {
+    return [...new Set([...Object.keys(next.galleries || {}), ...DEFAULT_GALLERIES,
+      ...galleries.keys()])];
+  }
+
+  function fieldValues() {
+    return Object.fromEntries(Object.entries(fieldInputs)
+      .map(([name, input]) => [name, input.value]));
+  }
+
+  /** Mark a field whose value on screen is the admin's, not the server's (null: unmark). */
+  function markField(name, serverValue) {
+    const note = fieldNotes[name];
+    note.hidden = serverValue === null;
+    note.textContent = serverValue === null ? ''
+      : `Your edit, kept. Saved version: "${serverValue || '(empty)'}"`;
+    note.parentElement.classList.toggle('kept', serverValue !== null);
+  }
+
+  function showVersion(next) {
     home = next;
-    for (const [name, input] of Object.entries(fieldInputs)) input.value = home[name] ?? '';
     versionText.textContent = `version ${home.version}`;
     el.dataset.version = String(home.version);
-    const serverGalleries = home.galleries || {};
-    const names = [...new Set([...Object.keys(serverGalleries), ...DEFAULT_GALLERIES,
-      ...galleries.keys()])];
-    for (const name of names) {
+  }
+
+  /** Show the home as the server has it, keeping photos that are not attached yet. */
+  function loadHome(next) {
+    showVersion(next);
+    for (const [name, input] of Object.entries(fieldInputs)) {
+      input.value = home[name] ?? '';
+      markField(name, null);
+    }
+    for (const name of galleryNames(home)) {
       const g = ensureGallery(name);
       const pending = g.entries.filter((e) => e.kind === 'upload');
-      const images = [...(serverGalleries[name] || [])]
-        .sort((a, b) => (a.position ?? 0) - (b.position ?? 0)).map(serverEntry);
-      g.entries.splice(0, g.entries.length, ...images, ...pending);
+      g.entries.splice(0, g.entries.length, ...imagesIn(home, name), ...pending);
       g.view.sync();
     }
     refreshOverall();
+  }
+
+  /**
+   * Take the server's newer version under the admin's unsaved edits (see merge.js): their
+   * fields, captions, order and removals stay, marked where the server has something else;
+   * the rest is the server's. Says in words what was kept and what was taken.
+   */
+  function rebase(next) {
+    const base = home;
+    const fields = mergeFields(base, fieldValues(), next);
+    showVersion(next);
+    for (const [name, input] of Object.entries(fieldInputs)) {
+      input.value = fields.values[name];
+      const differs = fields.kept.includes(name) && (next[name] ?? '') !== input.value;
+      markField(name, differs ? next[name] ?? '' : null);
+    }
+    let captions = 0;
+    let theirCaptions = 0;
+    let removed = 0;
+    const reordered = [];
+    for (const name of galleryNames(next)) {
+      const g = ensureGallery(name);
+      const merged = mergeGallery(imagesIn(base, name), g.entries, imagesIn(next, name));
+      for (const entry of merged.entries) entry.kept = merged.keptCaptions.includes(entry.key);
+      g.entries.splice(0, g.entries.length, ...merged.entries);
+      g.view.sync();
+      persistOrder(g);
+      captions += merged.keptCaptions.length;
+      theirCaptions += merged.takenCaptions;
+      removed += merged.removed;
+      if (merged.keptOrder) reordered.push(name);
+    }
+    refreshOverall();
+    const kept = [...fields.kept];
+    if (captions) kept.push(`${captions} caption(s)`);
+    if (reordered.length) kept.push(`the order of ${reordered.join(', ')}`);
+    if (removed) kept.push(`${removed} removal(s)`);
+    const taken = [...fields.taken];
+    if (theirCaptions) taken.push(`${theirCaptions} caption(s)`);
+    return { kept, taken, clashes: fields.clashes };
+  }
+
+  function rebaseText({ kept, taken, clashes }) {
+    const parts = [`Reloaded version ${home.version}.`];
+    if (kept.length) parts.push(`Kept your changes: ${kept.join(', ')}.`);
+    if (taken.length) parts.push(`Took the other changes: ${taken.join(', ')}.`);
+    if (clashes.length) parts.push(`Both changed ${clashes.join(', ')}: yours is kept, `
+      + 'the saved version is shown below it.');
+    if (uploadEntries().length) parts.push('Your new photos are still here.');
+    parts.push('Check, then save again.');
+    return parts.join(' ');
   }
 
   /** Photos kept from before a reload: add them again; their uploads resume. */
@@ -282,9 +363,7 @@ export function createEditor(ctx) {
   }
 
   function buildBody() {
-    const fields = Object.fromEntries(Object.entries(fieldInputs)
-      .map(([name, input]) => [name, input.value]));
-    const body = { expected_version: home.version, home: fields, galleries: {} };
+    const body = { expected_version: home.version, home: fieldValues(), galleries: {} };
     for (const [name, g] of galleries) {
       const known = home.galleries && name in home.galleries;
       if (!known && g.entries.length === 0) continue; // nothing to say about it
@@ -389,9 +468,7 @@ export function createEditor(ctx) {
 
   async function reload() {
     try {
-      loadHome(await api.getHome(homeId));
-      showMessage('info', 'Reloaded the saved home; your new photos are still here. '
-        + 'Check the order and captions, then save again.');
+      showMessage('info', rebaseText(rebase(await api.getHome(homeId))));
     } catch (err) {
       showMessage('error', errorText(err));
     }

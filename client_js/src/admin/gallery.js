@@ -88,47 +88,52 @@ export function createGallery(opts) {
   const cards = new Map(); // entry key -> {el, parts}
   let dragKey = null;
 
-  function card(entry) {
-    const label = entry.name || `photo ${entry.imageId ?? ''}`;
+  function card(first) {
+    // The editor may put a fresh object under the same key (after a save or reload): the
+    // card's controls act on whatever entry holds its key now.
+    const entry = () => opts.entries.find((e) => e.key === first.key) || first;
+    const label = first.name || `photo ${first.imageId ?? ''}`;
     const progress = h('progress', { max: 100, value: 0, 'aria-label': `Upload of ${label}` });
     const status = h('span', { className: 'status' });
-    const caption = h('input', { type: 'text', value: entry.caption || '', maxLength: 500,
+    const caption = h('input', { type: 'text', value: first.caption || '', maxLength: 500,
       className: 'caption', 'aria-label': `Caption of ${label}`, placeholder: 'Caption',
-      oninput: () => opts.onCaption(entry, caption.value) });
+      oninput: () => opts.onCaption(entry(), caption.value) });
+    const keptNote = h('small', { className: 'kept-note', hidden: true },
+      'Your caption, kept over the saved one');
     const button = (text, aria, onclick, cls = '') => h('button', { type: 'button',
       className: `small ${cls}`, 'aria-label': `${aria} ${label}`, onclick }, text);
-    const retry = button('Retry', 'Retry', () => opts.onRetry(entry));
-    const cancel = button('Stop', 'Stop uploading', () => opts.onCancel(entry));
+    const retry = button('Retry', 'Retry', () => opts.onRetry(entry()));
+    const cancel = button('Stop', 'Stop uploading', () => opts.onCancel(entry()));
     const img = h('img', { className: 'thumb', alt: '', loading: 'lazy', decoding: 'async',
-      src: entry.thumbUrl || '' });
-    const el = h('li', { className: 'card', draggable: true, dataset: { key: entry.key } },
+      src: first.thumbUrl || '' });
+    const el = h('li', { className: 'card', draggable: true, dataset: { key: first.key } },
       img,
       h('div', { className: 'info' },
         h('div', { className: 'name', title: label }, label),
-        progress, status, caption),
+        progress, status, caption, keptNote),
       h('div', { className: 'actions' },
-        button('↑', 'Move up', () => opts.onMove(entry, -1), 'up'),
-        button('↓', 'Move down', () => opts.onMove(entry, 1), 'down'),
+        button('↑', 'Move up', () => opts.onMove(entry(), -1), 'up'),
+        button('↓', 'Move down', () => opts.onMove(entry(), 1), 'down'),
         retry, cancel,
-        button('Remove', 'Remove', () => opts.onRemove(entry), 'danger')));
+        button('Remove', 'Remove', () => opts.onRemove(entry()), 'danger')));
     el.addEventListener('dragstart', (ev) => {
-      dragKey = entry.key;
+      dragKey = first.key;
       ev.dataTransfer.effectAllowed = 'move';
-      ev.dataTransfer.setData('text/plain', entry.key);
+      ev.dataTransfer.setData('text/plain', first.key);
       el.classList.add('dragging');
     });
     el.addEventListener('dragend', () => { el.classList.remove('dragging'); dragKey = null; });
     el.addEventListener('dragover', (ev) => {
-      if (dragKey && dragKey !== entry.key) ev.preventDefault();
+      if (dragKey && dragKey !== first.key) ev.preventDefault();
     });
     el.addEventListener('drop', (ev) => {
-      if (!dragKey || dragKey === entry.key) return;
+      if (!dragKey || dragKey === first.key) return;
       ev.preventDefault();
       ev.stopPropagation();
       const box = el.getBoundingClientRect();
-      opts.onDrop(dragKey, entry.key, ev.clientY > box.top + box.height / 2);
+      opts.onDrop(dragKey, first.key, ev.clientY > box.top + box.height / 2);
     });
-    return { el, parts: { progress, status, retry, cancel, img } };
+    return { el, parts: { progress, status, retry, cancel, img, caption, keptNote } };
   }
 
   function update(entry) {
@@ -145,6 +150,13 @@ export function createGallery(opts) {
     if (entry.thumbUrl && c.parts.img.getAttribute('src') !== entry.thumbUrl) {
       c.parts.img.src = entry.thumbUrl;
     }
+    // A reload can bring the server's caption; never overwrite what is being typed.
+    const { caption } = c.parts;
+    if (caption.value !== (entry.caption || '') && document.activeElement !== caption) {
+      caption.value = entry.caption || '';
+    }
+    c.parts.keptNote.hidden = !entry.kept;
+    c.el.classList.toggle('kept', Boolean(entry.kept));
   }
 
   /** Bring the list in line with opts.entries (order, additions, removals). */
