@@ -26,8 +26,8 @@ DB_KINDS = ["sqlite", "postgres"]
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every test with a database runs on each DB kind; on S3 too where the module asks."""
-    if "db_kind" not in metafunc.fixturenames:
-        return
+    if "db_kind" not in metafunc.fixturenames or hasattr(metafunc.module, "db_kind"):
+        return  # no database, or the module chose its own kind with a `db_kind` fixture
     kinds = getattr(metafunc.module, "STORAGE_KINDS", ("local",))
     if "s3" in kinds and "storage_kind" in metafunc.fixturenames:
         combos = [(db, "local") for db in DB_KINDS] + [("postgres", "s3")]

@@ -7,8 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.server import ServerProcess
-from tests.test_homes_support import (
+from tests.support.homes import (
     add_principal,
     create_home,
     create_upload,
@@ -20,6 +19,7 @@ from tests.test_homes_support import (
     uploads_body,
     wait_processed,
 )
+from tests.support.server import ServerProcess
 
 STORAGE_KINDS = ("local", "s3")
 

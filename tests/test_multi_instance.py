@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import stored_uploads
 from tests.support.databases import postgres_database
+from tests.support.homes import create_home, finalize, ready_uploads, uploads_body
 from tests.support.s3 import S3Server
 from tests.support.server import ServerProcess, server_env
 from tests.support.tus import (
@@ -32,7 +33,6 @@ from tests.support.tus import (
     run_together,
     slow_patch,
 )
-from tests.test_homes_support import create_home, finalize, ready_uploads, uploads_body
 
 MiB = 1024 * 1024
 
