@@ -1,0 +1,86 @@
+"""What is measured against one running server: one upload, one RSS watch, one parallel burst.
+
+Each function leaves the server's disk as it found it (tus DELETE, untimed) and flushes the page
+cache to disk before returning (`os.sync`, untimed), so one measurement's writeback does not land
+in the next one's time: two of the servers never fsync and would otherwise push their disk
+writes onto whoever runs after them.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from bench_support.rss import PeakSampler, tree_rss
+from bench_support.servers import BENCH_TOKEN, RunningServer
+from bench_support.tus_client import Payload, TusClient
+
+BASELINE_SAMPLES = 5
+SETTLE_SECONDS = 0.3
+
+
+def _client(server: RunningServer) -> TusClient:
+    return TusClient(server.base_url, BENCH_TOKEN)
+
+
+def upload_seconds(server: RunningServer, payload: Payload, chunk_size: int) -> float:
+    with _client(server) as client:
+        url, seconds = client.upload(payload, chunk_size)
+        client.terminate(url)
+    os.sync()
+    return seconds
+
+
+@dataclass(frozen=True)
+class RssRun:
+    baseline: int
+    peak: int
+    seconds: float
+
+    @property
+    def growth(self) -> int:
+        return max(0, self.peak - self.baseline)
+
+
+def upload_rss(
+    server: RunningServer, payload: Payload, chunk_size: int, warmup: Payload
+) -> RssRun:
+    """Peak RSS of the server's process tree during one upload, and its idle baseline.
+
+    A small warm-up upload runs first, so lazy imports and first-request caches count in the
+    baseline rather than as growth: what is left is what the big upload itself costs.
+    """
+    with _client(server) as client:
+        url, _ = client.upload(warmup, chunk_size)
+        client.terminate(url)
+        time.sleep(SETTLE_SECONDS)
+        baseline = int(
+            statistics.median(tree_rss(server.pid) for _ in range(BASELINE_SAMPLES))
+        )
+        with PeakSampler(server.pid) as sampler:
+            url, seconds = client.upload(payload, chunk_size)
+        client.terminate(url)
+    os.sync()
+    return RssRun(baseline, max(sampler.peak, baseline), seconds)
+
+
+def parallel_seconds(
+    server: RunningServer, payload: Payload, count: int, chunk_size: int
+) -> float:
+    """Wall time for `count` uploads at once, one connection each (the 30-photo gallery case)."""
+    clients = [_client(server) for _ in range(count)]
+    try:
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            started = time.perf_counter()
+            results = list(pool.map(lambda client: client.upload(payload, chunk_size), clients))
+            wall = time.perf_counter() - started
+        for client, (url, _) in zip(clients, results, strict=True):
+            client.terminate(url)
+    finally:
+        for client in clients:
+            client.close()
+    os.sync()
+    return wall
