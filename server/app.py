@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from server import api
 from server.auth import Authenticator
 from server.db import Database
-from server.locks import LocalLocker, Locker
+from server.locks import SHUTTING_DOWN, LocalLocker, Locker
 from server.middleware import JSONErrorMiddleware
 from server.migrate import migrate
 from server.services import Services
@@ -87,7 +87,7 @@ def _install_shutdown_signal(locker: Locker) -> list[tuple[int, Any]]:
             continue
 
         def handler(signum: int, frame: Any, previous: Any = previous) -> None:
-            loop.call_soon_threadsafe(locker.stop_all, "the server is shutting down")
+            loop.call_soon_threadsafe(locker.stop_all, SHUTTING_DOWN)
             previous(signum, frame)
 
         try:

@@ -16,6 +16,10 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+#: Stop reason given to every holder when the process is shutting down.
+SHUTTING_DOWN = "the server is shutting down"
+TAKEN_OVER = "another request took over this upload"
+
 
 class LockTimeout(Exception):
     """The lock was not released in time."""
@@ -58,7 +62,7 @@ class Locker(ABC):
     def hold(self, upload_id: str, timeout: float) -> AbstractAsyncContextManager[UploadLock]:
         """Hold the upload's lock for the `async with` block, or raise `LockTimeout`."""
 
-    def stop_all(self, reason: str) -> None:
+    def stop_all(self, reason: str = SHUTTING_DOWN) -> None:
         """Ask every holder in this process to stop (graceful shutdown)."""
         for lock in list(self._held.values()):
             lock.request_stop(reason)
@@ -75,7 +79,7 @@ class LocalLocker(Locker):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while (holder := self._held.get(upload_id)) is not None:
-            holder.request_stop("another request took over this upload")
+            holder.request_stop(TAKEN_OVER)
             try:
                 async with asyncio.timeout_at(deadline):
                     await holder.released.wait()

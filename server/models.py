@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -78,3 +78,66 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(max_length=64, unique=True)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     revoked_at: dt.datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Home(SQLModel, table=True):
+    __tablename__ = "homes"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=200)
+    address: str = Field(default="", max_length=500)
+    description: str = Field(default="", max_length=10_000)
+    # +1 on every change: finalize's `expected_version` compares against it (optimistic lock).
+    version: int = Field(default=1)
+    created_by: str = Field(max_length=64)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class GalleryImage(SQLModel, table=True):
+    """One processed upload placed in one gallery of one home.
+
+    The unique upload_id is what guarantees an upload is attached at most once, whatever two
+    concurrent finalizes decide; (home_id, gallery, position) keeps the order unambiguous.
+    What the pipeline found is copied in at attach time so reading a home touches one table.
+    """
+
+    __tablename__ = "gallery_images"
+    __table_args__ = (
+        UniqueConstraint("upload_id", name="uq_gallery_images_upload_id"),
+        UniqueConstraint("home_id", "gallery", "position", name="uq_gallery_images_position"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    home_id: str = Field(
+        sa_column=Column(
+            String(32), ForeignKey("homes.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+    )
+    gallery: str = Field(max_length=64)
+    position: int
+    # No ON DELETE: an attached upload is pinned, so its row must not vanish under the image.
+    upload_id: str = Field(foreign_key="uploads.id", max_length=32)
+    caption: str | None = Field(default=None, max_length=2000)
+    content_type: str = Field(max_length=64)
+    width: int
+    height: int
+    size: int = Field(sa_type=BigInteger)
+    sha256: str = Field(max_length=64)
+    display_key: str = Field(max_length=200)
+    thumb_key: str = Field(max_length=200)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first successful answer to a request sent with an `Idempotency-Key`."""
+
+    __tablename__ = "idempotency_records"
+
+    principal: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=200)
+    # sha256 of method, path and canonical body: the same key with another request is refused.
+    request_hash: str = Field(max_length=64)
+    status_code: int
+    response: dict[str, Any] = Field(default_factory=dict, sa_column=_json_column())
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)

@@ -11,7 +11,7 @@ back on every call, so any instance can continue an upload another instance star
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +91,30 @@ class UploadStore(ABC):
     @abstractmethod
     async def delete(self, upload_id: str, state: StorageState) -> None:
         """Remove the upload's bytes. Deleting what is already gone is not an error."""
+
+    @abstractmethod
+    async def list_upload_ids(self, older_than_seconds: float) -> list[str]:
+        """Ids of stored uploads last touched more than `older_than_seconds` ago."""
+
+    async def remove_orphans(
+        self,
+        known: Callable[[Iterable[str]], Awaitable[set[str]]],
+        older_than_seconds: float = 3600,
+    ) -> int:
+        """Delete stored uploads that `known` (the database) has no row for.
+
+        The age guard spares an upload created a moment ago whose row is not committed yet.
+        """
+        removed = 0
+        ids = await self.list_upload_ids(older_than_seconds)
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            rows = await known(batch)
+            for upload_id in batch:
+                if upload_id not in rows:
+                    await self.delete(upload_id, {})
+                    removed += 1
+        return removed
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and pools."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -169,6 +170,17 @@ class LocalUploadStore(UploadStore):
 
     async def delete(self, upload_id: str, state: StorageState) -> None:
         self.path(upload_id).unlink(missing_ok=True)
+
+    async def list_upload_ids(self, older_than_seconds: float) -> list[str]:
+        def scan() -> list[str]:
+            cutoff = time.time() - older_than_seconds
+            return [
+                entry.name
+                for entry in os.scandir(self.root)
+                if entry.is_file() and entry.stat().st_mtime < cutoff
+            ]
+
+        return await anyio.to_thread.run_sync(scan)
 
 
 class LocalMediaStore(MediaStore):

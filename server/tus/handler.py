@@ -38,9 +38,10 @@ from server.errors import (
     Locked,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     UnsupportedMediaType,
 )
-from server.locks import Locker, LockTimeout, UploadLock
+from server.locks import SHUTTING_DOWN, Locker, LockTimeout, UploadLock
 from server.models import Upload, UploadStatus
 from server.storage import ChunkWriter, StorageError, UploadStore
 from server.tus import records
@@ -532,6 +533,12 @@ class TusApp:
                     )
                 return upload
         upload = await self.commit(upload, writer, length, result.written)
+        if result.end is BodyEnd.STOPPED and lock.stop_reason == SHUTTING_DOWN:
+            raise ServiceUnavailable(
+                "the server is restarting; the bytes received were saved, resume shortly",
+                headers={"Upload-Offset": str(upload.offset), "Connection": "close"},
+                offset=upload.offset,
+            )
         if result.end is BodyEnd.STOPPED:
             raise Locked(
                 f"stopped: {lock.stop_reason}; the bytes received were saved",

@@ -62,6 +62,8 @@ class ServerProcess:
                 "warning",
                 "--timeout-graceful-shutdown",
                 "10",
+                # The app reads forwarded headers itself, only when told to trust them.
+                "--no-proxy-headers",
             ],
             cwd=REPO,
             env=env,
