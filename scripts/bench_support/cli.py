@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import platform
@@ -26,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from bench_support import extras, profiling, report, scenarios, servers, toolenv
-from bench_support.plan import FULL, MiB, ONE_REQUEST, QUICK, Plan, chunk_label
-from bench_support.servers import RunningServer, ServerSpec
+from bench_support.plan import FULL, ONE_REQUEST, SMOKE, MiB, Plan, chunk_label
+from bench_support.servers import ServerSpec
 from bench_support.tus_client import Payload, make_payload
 
 Results = dict[str, Any]
@@ -39,8 +40,11 @@ def log(message: str) -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, 1 run, no installs")
-    parser.add_argument("--runs", type=int, help="alternating rounds (default 5, quick 1)")
+    parser.add_argument(
+        "--smoke", dest="smoke", action="store_true",
+        help="tiny sizes, 1 run, no installs (what the test suite runs)",
+    )
+    parser.add_argument("--runs", type=int, help="alternating rounds (default 5, smoke 1)")
     parser.add_argument("--out", type=Path, default=toolenv.ROOT / "BENCHMARKS.md")
     parser.add_argument("--plots-dir", type=Path, default=toolenv.ROOT / "docs" / "bench")
     parser.add_argument("--json", type=Path, help="raw results (default .bench/results.json)")
@@ -60,7 +64,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def choose_servers(args: argparse.Namespace, plan: Plan) -> tuple[list[ServerSpec], list[str]]:
     """The servers this run can measure, and a note for each one it cannot."""
     wanted = set(args.servers.split(",")) if args.servers else None
-    install = not (args.no_install or plan.quick)
+    install = not (args.no_install or plan.smoke)
     chosen, skipped = [], []
 
     def consider(spec: ServerSpec, available: Callable[[], bool], why_not: str) -> None:
@@ -85,7 +89,7 @@ def choose_servers(args: argparse.Namespace, plan: Plan) -> tuple[list[ServerSpe
         servers.tusgallery_available,
         "not measured yet (server.app does not import in this checkout)",
     )
-    not_installed = "not installed in .bench/ (run scripts/bench without --quick once)"
+    not_installed = "not installed in .bench/ (run scripts/bench without --smoke once)"
     consider(servers.TUSPYSERVER, python_peer, not_installed)
     consider(servers.TUS_NODE, node_peer, f"{not_installed}; needs node and npm")
     return chosen, skipped
@@ -113,6 +117,7 @@ def new_results(plan: Plan, specs: list[ServerSpec], skipped: list[str]) -> Resu
             for s in specs
         },
         "photos": {s.name: [None] * plan.runs for s in specs},
+        "small_patch_ms": {s.name: [None] * plan.runs for s in specs},
         "rss": {s.name: [None] * plan.rss_runs for s in specs},
         "errors": [],
     }
@@ -153,11 +158,13 @@ def versions(specs: list[ServerSpec]) -> dict[str, str]:
     return found
 
 
-def attempt(results: Results, spec: ServerSpec, phase: str, round_no: int, work: Callable[[], None]) -> None:
+def attempt(
+    results: Results, spec: ServerSpec, phase: str, round_no: int, work: Callable[[], None]
+) -> None:
     """Run one server's part of a round; a failure is recorded and the run goes on."""
     try:
         work()
-    except Exception as exc:  # noqa: BLE001 - any failure of a server is a result to report
+    except Exception as exc:
         log(f"{spec.name} {phase} round {round_no + 1} failed: {exc}")
         traceback.print_exc(file=sys.stderr)
         results["errors"].append(
@@ -165,53 +172,65 @@ def attempt(results: Results, spec: ServerSpec, phase: str, round_no: int, work:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Round:
+    """What every measurement of one round shares."""
+
+    plan: Plan
+    workdir: Path
+    payloads: dict[str, Payload]
+    results: Results
+    number: int
+
+
+def measure_server(now: Round, spec: ServerSpec) -> None:
+    """One server's turn in a round: both chunk sizes, the photo burst, the small PATCHes."""
+    cases = throughput_cases(spec, now.plan)
+    if now.number % 2:
+        cases.reverse()  # neither chunk size always runs on a fresh process
+    with servers.serving(spec, now.workdir) as server:
+        for label, size in cases:
+            seconds = scenarios.upload_seconds(server, now.payloads["upload"], size)
+            speed = now.plan.upload_bytes / MiB / seconds
+            now.results["throughput"][spec.name][label][now.number] = speed
+            log(f"round {now.number + 1} {spec.name} {label}: {speed:.0f} MiB/s")
+        wall = scenarios.parallel_seconds(
+            server, now.payloads["photo"], now.plan.photo_count, now.plan.photo_chunk
+        )
+        now.results["photos"][spec.name][now.number] = wall
+        log(f"round {now.number + 1} {spec.name} {now.plan.photo_count} photos: {wall:.2f} s")
+        ms = scenarios.small_patch_ms(
+            server, now.payloads["upload"], now.plan.small_patches, now.plan.small_patch_bytes
+        )
+        now.results["small_patch_ms"][spec.name][now.number] = ms
+        log(f"round {now.number + 1} {spec.name} one small PATCH: {ms:.2f} ms")
+
+
+def measure_rss(now: Round, spec: ServerSpec) -> None:
+    with servers.serving(spec, now.workdir) as server:
+        run = scenarios.upload_rss(
+            server, now.payloads["rss"], now.plan.rss_chunk, now.payloads["warmup"]
+        )
+    now.results["rss"][spec.name][now.number] = dataclasses.asdict(run)
+    log(
+        f"rss round {now.number + 1} {spec.name}: baseline {run.baseline / MiB:.1f} MiB, "
+        f"peak {run.peak / MiB:.1f} MiB, growth {run.growth / MiB:.1f} MiB"
+    )
+
+
 def run_rounds(
-    plan: Plan, specs: list[ServerSpec], workdir: Path, payloads: dict[str, Payload], results: Results
+    plan: Plan, specs: list[ServerSpec], workdir: Path, payloads: dict[str, Payload],
+    results: Results,
 ) -> None:
-    for round_no in range(plan.runs):
-        for spec in specs:
-            cases = throughput_cases(spec, plan)
-            if round_no % 2:
-                cases.reverse()  # neither chunk size always runs on a fresh process
-
-            def work(spec: ServerSpec = spec, cases: list[tuple[str, int]] = cases) -> None:
-                with servers.serving(spec, workdir) as server:
-                    for label, size in cases:
-                        seconds = scenarios.upload_seconds(server, payloads["upload"], size)
-                        speed = plan.upload_bytes / MiB / seconds
-                        results["throughput"][spec.name][label][round_no] = speed
-                        log(f"round {round_no + 1} {spec.name} {label}: {speed:.0f} MiB/s")
-                    measure_photos(plan, server, payloads["photo"], results, round_no)
-
-            attempt(results, spec, "throughput", round_no, work)
-
-
-def measure_photos(
-    plan: Plan, server: RunningServer, photo: Payload, results: Results, round_no: int
-) -> None:
-    wall = scenarios.parallel_seconds(server, photo, plan.photo_count, plan.photo_chunk)
-    results["photos"][server.spec.name][round_no] = wall
-    log(f"round {round_no + 1} {server.spec.name} {plan.photo_count} parallel photos: {wall:.2f} s")
-
-
-def run_rss(
-    plan: Plan, specs: list[ServerSpec], workdir: Path, payloads: dict[str, Payload], results: Results
-) -> None:
-    for round_no in range(plan.rss_runs):
-        for spec in specs:
-
-            def work(spec: ServerSpec = spec) -> None:
-                with servers.serving(spec, workdir) as server:
-                    run = scenarios.upload_rss(
-                        server, payloads["rss"], plan.rss_chunk, payloads["warmup"]
-                    )
-                results["rss"][spec.name][round_no] = dataclasses.asdict(run)
-                log(
-                    f"rss round {round_no + 1} {spec.name}: baseline {run.baseline / MiB:.1f} "
-                    f"MiB, peak {run.peak / MiB:.1f} MiB, growth {run.growth / MiB:.1f} MiB"
-                )
-
-            attempt(results, spec, "rss", round_no, work)
+    """Alternating rounds of the throughput measurements, then fresh servers for RSS."""
+    for phase, rounds, measure in (
+        ("throughput", plan.runs, measure_server),
+        ("rss", plan.rss_runs, measure_rss),
+    ):
+        for number in range(rounds):
+            now = Round(plan, workdir, payloads, results, number)
+            for spec in specs:
+                attempt(results, spec, phase, number, functools.partial(measure, now, spec))
 
 
 def make_payloads(plan: Plan, payload_dir: Path) -> dict[str, Payload]:
@@ -242,7 +261,7 @@ def make_plots(results_path: Path, plots_dir: Path) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    plan = QUICK if args.quick else FULL
+    plan = SMOKE if args.smoke else FULL
     if args.runs:
         plan = dataclasses.replace(plan, runs=args.runs, rss_runs=min(args.runs, plan.rss_runs))
     toolenv.BENCH_DIR.mkdir(exist_ok=True)
@@ -252,22 +271,22 @@ def main(argv: list[str]) -> int:
     results = new_results(plan, specs, skipped)
     results["meta"]["versions"] = versions(specs)
     workdir = Path(tempfile.mkdtemp(prefix="run-", dir=toolenv.BENCH_DIR))
-    payload_dir = workdir if plan.quick else toolenv.BENCH_DIR / "payload"
+    payload_dir = workdir if plan.smoke else toolenv.BENCH_DIR / "payload"
     try:
         payloads = make_payloads(plan, payload_dir)
         run_rounds(plan, specs, workdir, payloads, results)
-        run_rss(plan, specs, workdir, payloads, results)
-        results["extras"] = extras.measure(plan, specs, workdir, log)
+        results["extras"] = extras.measure(plan, log)
         if args.profile and servers.TUSGALLERY in specs:
             results["profile"] = profiling.profile_tusgallery(
                 workdir, payloads["upload"], min(plan.chunk_sizes), log
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    json_path = args.json or (toolenv.BENCH_DIR / ("results-quick.json" if plan.quick else "results.json"))
+    default_json = "results-smoke.json" if plan.smoke else "results.json"
+    json_path = args.json or (toolenv.BENCH_DIR / default_json)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1))
-    plots = [] if plan.quick else make_plots(json_path, args.plots_dir)
+    plots = [] if plan.smoke else make_plots(json_path, args.plots_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report.render(results, plots, args.out.parent))
     log(f"wrote {args.out} ({len(results['errors'])} errors), raw results in {json_path}")

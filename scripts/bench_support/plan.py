@@ -1,4 +1,4 @@
-"""How much the benchmark sends: the full run, and the seconds-long `--quick` smoke run."""
+"""How much the benchmark sends: the full run, and the seconds-long `--smoke` run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ MiB = 1024 * KiB
 
 @dataclass(frozen=True)
 class Plan:
-    quick: bool
+    smoke: bool
     # alternating rounds (A B C A B C ...) of the throughput and parallel-photo measurements
     runs: int
     upload_bytes: int
@@ -22,10 +22,13 @@ class Plan:
     photo_bytes: int
     photo_chunk: int
     finalize_counts: tuple[int, ...]
+    # many tiny PATCHes on one upload: what a server spends per request, apart from the bytes
+    small_patches: int
+    small_patch_bytes: int
 
 
 FULL = Plan(
-    quick=False,
+    smoke=False,
     runs=5,
     upload_bytes=256 * MiB,
     chunk_sizes=(8 * MiB, 1 * MiB),
@@ -36,10 +39,12 @@ FULL = Plan(
     photo_bytes=4_000_000,
     photo_chunk=8 * MiB,
     finalize_counts=(30, 100, 1000),
+    small_patches=300,
+    small_patch_bytes=1 * KiB,
 )
 
-QUICK = Plan(
-    quick=True,
+SMOKE = Plan(
+    smoke=True,
     runs=1,
     upload_bytes=4 * MiB,
     chunk_sizes=(1 * MiB, 256 * KiB),
@@ -50,6 +55,8 @@ QUICK = Plan(
     photo_bytes=256 * KiB,
     photo_chunk=8 * MiB,
     finalize_counts=(3,),
+    small_patches=20,
+    small_patch_bytes=1 * KiB,
 )
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench_support.plan import MiB  # noqa: E402
-from bench_support.report import Results, ratios, spread  # noqa: E402
+from bench_support.plan import MiB
+from bench_support.report import Results, ratios, spread
 
 
 def _bars(ax, labels: list[str], series: list[list[float | None]], unit: str) -> None:
@@ -49,16 +49,25 @@ def throughput(results: Results, out: Path) -> None:
 
 
 def ratio_plot(results: Results, out: Path) -> None:
+    """Horizontal bars: the ratio names are long, and goals read best as vertical lines."""
     found = [r for r in ratios(results) if spread(r.values)]
     if not found:
         return
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    labels = [r.name.replace(", ", "\n") for r in found]
-    _bars(ax, labels, [r.values for r in found], "ratio (1.0 = equal)")
-    for x, r in enumerate(found):
+    spreads = [spread(r.values) for r in found]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(found) + 1.2))
+    positions = list(range(len(found)))[::-1]
+    medians = [s.median for s in spreads]
+    errors = [[s.median - s.low for s in spreads], [s.high - s.median for s in spreads]]
+    ax.barh(positions, medians, xerr=errors, capsize=3, color="#4c78a8")
+    ax.set_yticks(positions, [r.name for r in found], fontsize=8)
+    for y, r, s in zip(positions, found, spreads, strict=True):
+        ax.annotate(f"{s.median:.2f}", (s.high, y), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=7)
         if r.goal is not None:
-            ax.hlines(r.goal, x - 0.4, x + 0.4, colors="#e45756", linestyles="dashed")
-    ax.set_title("tusgallery ratios (dashed red: goal)")
+            ax.vlines(r.goal, y - 0.4, y + 0.4, colors="#e45756", linestyles="dashed")
+    ax.axvline(1.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("tusgallery / reference (median, min-max); dashed red: goal")
+    ax.set_title("tusgallery ratios")
     fig.tight_layout()
     fig.savefig(out / "ratios.png", dpi=110)
     plt.close(fig)

@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench_support.plan import MiB, ONE_REQUEST, chunk_label, size_label
+from bench_support.plan import ONE_REQUEST, MiB, chunk_label, size_label
 
 Results = dict[str, Any]
 TG = "tusgallery"
+# Hot-path changes made from what a run showed, with their before/after: kept by hand, since a
+# run cannot measure the code as it was before a change.
+CHANGES = Path(__file__).resolve().parent / "changes.md"
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,19 @@ def ratios(results: Results) -> list[Ratio]:
         same = _throughput(results, "ceiling", label)
         if same is not None:
             found.append(Ratio(f"{TG} / ceiling, both {label}", paired(tg, same), None, True))
-    photos = results["photos"]
-    if TG in photos:
+    timed = (
+        (results["photos"], f"{plan['photo_count']} parallel photos"),
+        (results.get("small_patch_ms", {}), "one small PATCH"),
+    )
+    for times, what in timed:
+        if TG not in times:
+            continue
         for peer in ("ceiling", *peer_goals):
-            if peer in photos:
-                # wall times: the peer's over tusgallery's reads as "tusgallery is N x faster"
+            if peer in times:
+                # times: the peer's over tusgallery's reads as "tusgallery is N x faster"
                 found.append(
-                    Ratio(f"{TG} / {peer}, {plan['photo_count']} parallel photos (speed)",
-                          paired(photos[peer], photos[TG]), None, peer == "ceiling")
+                    Ratio(f"{TG} / {peer}, {what} (speed)", paired(times[peer], times[TG]),
+                          None, peer == "ceiling")
                 )
     return found
 
@@ -145,9 +153,10 @@ def _rss_rows(results: Results) -> list[str]:
     return rows
 
 
-def _photo_rows(results: Results) -> list[str]:
-    rows = ["| server | wall s median | min | max | runs |", "|---|---|---|---|---|"]
-    for server, values in results["photos"].items():
+def _per_server_rows(by_server: dict[str, list[float | None]], unit: str) -> list[str]:
+    """One row per server: median, min and max of its rounds."""
+    rows = [f"| server | {unit} median | min | max | runs |", "|---|---|---|---|---|"]
+    for server, values in by_server.items():
         s = spread(values)
         if s is None:
             rows.append(f"| {server} | failed (see errors) | | | 0 |")
@@ -156,17 +165,50 @@ def _photo_rows(results: Results) -> list[str]:
     return rows
 
 
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _ms(series: dict[str, float] | None) -> list[str]:
+    return [_num((series or {}).get(key)) for key in ("median", "min", "max")]
+
+
 def _extras_rows(results: Results) -> list[str]:
     extras = results.get("extras", {})
-    rows = ["| measurement | database | result | note |", "|---|---|---|---|"]
-    for row in extras.get("finalize", []):
-        value = "not measured yet" if row["value"] is None else f"{row['value']:.1f} ms"
-        rows.append(f"| finalize, {row['images']} images | {row['database']} | {value} | "
-                    f"{row['note']} |")
-    images = extras.get("images")
-    if images is not None:
-        value = "not measured yet" if images["value"] is None else f"{images['value']:.0f} ms/photo"
-        rows.append(f"| image pipeline, 12 MP JPEG | - | {value} | {images['note']} |")
+    rows = [
+        "| measurement | database | ms median | min | max | bare insert ms | over HTTP ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    finalize = extras.get("finalize", [])
+    for row in finalize:
+        series = row["series"]
+        rows.append(
+            f"| finalize, {row['images']} images | {row['database']} | "
+            f"{' | '.join(_ms(series.get('finalize')))} | "
+            f"{_num(series.get('baseline', {}).get('median'))} | "
+            f"{_num(series.get('http', {}).get('median'))} |"
+        )
+    if not finalize:
+        why = extras.get("finalize_note") or "not run"
+        for count in results["plan"]["finalize_counts"]:
+            rows.append(f"| finalize, {count} images | SQLite, PostgreSQL | not measured: {why} "
+                        "| | | | |")
+    images = extras.get("images", {})
+    rows += ["", "| image pipeline | CPU ms/photo | wall ms median | min | max | "
+             "full decode wall ms | pool photos/s |", "|---|---|---|---|---|---|---|"]
+    if "cpu_ms_per_photo" in images:
+        pool = images.get("pool") or {}
+        rate = _num(pool.get("photos_per_second"))
+        photo = images.get("setup", "").split("; ")[-1] or "photo"
+        rows.append(
+            f"| {photo} | {images['cpu_ms_per_photo']:.1f} | "
+            f"{' | '.join(_ms(images.get('pipeline_wall')))} | "
+            f"{_num((images.get('decode_wall') or {}).get('median'))} | "
+            f"{rate} ({pool.get('workers', '?')} processes) |"
+        )
+    else:
+        why = extras.get("images_note") or "not run"
+        rows.append(f"| image pipeline, 12 MP JPEG | not measured: {why} | | | | | |")
     return rows
 
 
@@ -226,22 +268,33 @@ def render(results: Results, plots: list[Path], report_dir: Path) -> str:
         "",
         f"Made by `{meta['command']}` on {meta['date']}: {machine['cpus']} CPUs "
         f"({machine['cpu']}), Linux {machine['kernel']}, Python {machine['python']}. "
-        "Numbers on this shared 2-core machine move by +-25 % between runs; compare ratios.",
+        "The machine is shared: other jobs ran on its 2 cores during the run, so single numbers "
+        "move by +-25 % or more between runs; compare medians of ratios taken in one round.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()) + ".",
         "",
     ]
-    if results["plan"]["quick"]:
-        lines += ["**Quick smoke run (`--quick`): tiny sizes, one round; not a measurement.**", ""]
+    if results["plan"]["smoke"]:
+        lines += ["**Smoke run (`--smoke`): tiny sizes, one round; not a measurement.**", ""]
     lines += ["## Ratios and goals", "", *_ratio_rows(ratios(results)), ""]
     lines += [f"## Upload throughput ({size_label(results['plan']['upload_bytes'])})", "",
               *_throughput_rows(results), ""]
     lines += [f"## Server memory during a {size_label(results['plan']['rss_bytes'])} upload", "",
               *_rss_rows(results), ""]
     lines += [f"## {results['plan']['photo_count']} parallel photo uploads "
-              f"({size_label(results['plan']['photo_bytes'])} each)", "", *_photo_rows(results), ""]
+              f"({size_label(results['plan']['photo_bytes'])} each)", "",
+              *_per_server_rows(results["photos"], "wall s"), ""]
+    plan = results["plan"]
+    lines += [f"## One small PATCH ({size_label(plan['small_patch_bytes'])}, median of "
+              f"{plan['small_patches']} in a row on one upload)", "",
+              "What a server spends per request apart from the bytes: uploading "
+              f"{size_label(plan['upload_bytes'])} in {size_label(min(plan['chunk_sizes']))} "
+              f"chunks pays it {plan['upload_bytes'] // min(plan['chunk_sizes'])} times.", "",
+              *_per_server_rows(results.get("small_patch_ms", {}), "ms"), ""]
     lines += ["## Finalize and image pipeline", "", *_extras_rows(results), ""]
     lines += _profile_lines(results.get("profile"))
+    if CHANGES.exists():
+        lines += [CHANGES.read_text().strip(), ""]
     if plots:
         lines += ["## Plots", ""]
         lines += [f"![{p.stem}]({os.path.relpath(p, report_dir)})" for p in plots]

@@ -1,4 +1,5 @@
-"""What is measured against one running server: one upload, one RSS watch, one parallel burst.
+"""What is measured against one running server: one upload, a run of tiny PATCHes, one RSS
+watch, one parallel burst.
 
 Each function leaves the server's disk as it found it (tus DELETE, untimed) and flushes the page
 cache to disk before returning (`os.sync`, untimed), so one measurement's writeback does not land
@@ -32,6 +33,20 @@ def upload_seconds(server: RunningServer, payload: Payload, chunk_size: int) -> 
         client.terminate(url)
     os.sync()
     return seconds
+
+
+def small_patch_ms(server: RunningServer, payload: Payload, count: int, size: int) -> float:
+    """Median milliseconds of one tiny PATCH: the per-request cost that chunking multiplies."""
+    with _client(server) as client:
+        # one byte more than is sent: no PATCH completes the upload, so all of them are alike
+        url = client.create(count * size + 1)
+        times = []
+        for n in range(count):
+            started = time.perf_counter()
+            client.patch(url, payload, n * size, size)
+            times.append(time.perf_counter() - started)
+        client.terminate(url)
+    return statistics.median(times) * 1000
 
 
 @dataclass(frozen=True)
