@@ -1,9 +1,10 @@
 """Where tusgallery spends its CPU during an upload: py-spy attached to the running server.
 
 py-spy (from the tool venv) samples the uvicorn process while the benchmark's client uploads;
-idle samples (the event loop waiting on the socket) are left out by py-spy, so percentages are
-of the time the server was busy. Self time names the function doing the work, total time the
-caller that asked for it.
+idle samples (the event loop waiting on the socket) are left out by py-spy, and parked threads
+are dropped here, so percentages are of the time the server was busy. The event loop's own C
+code (uvloop reading the socket) shows as `Runner.run`. Self time names the function doing the
+work, total time the caller that asked for it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from bench_support import scenarios, servers, toolenv
 from bench_support.tus_client import Payload
 
 ATTACH_SECONDS = 1.0
-TOP = 15
+TOP = 25
+# Leaf frames of threads that are parked (idle worker threads, the process pool's manager):
+# py-spy cannot always tell them from running ones, and they would swamp the busy samples.
+IDLE_LEAVES = ("wait (threading.py)", "select (selectors.py)", "get (queue.py)")
+# Start-up frames every sample of a thread sits under: they say nothing about the hot path.
+ROOT_FILES = ("(<frozen runpy>)", "(click/core.py)", "(uvicorn/main.py)", "(uvicorn/server.py)",
+              "(uvicorn/_compat.py)", "(uvicorn/__main__.py)", "(asyncio/runners.py)",
+              "(threading.py)")
 
 
 def _frames(stack: str) -> list[str]:
@@ -38,10 +46,13 @@ def summarize(raw: str) -> dict[str, Any]:
             continue
         count = int(count_text)
         frames = _frames(stack)
+        if frames[-1].endswith(IDLE_LEAVES):
+            continue
         samples += count
         self_counts[frames[-1]] += count
         for frame in set(frames):
-            total_counts[frame] += count
+            if not frame.endswith(ROOT_FILES):
+                total_counts[frame] += count
     if not samples:
         return {"samples": 0, "self": [], "total": []}
 
