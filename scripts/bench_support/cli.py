@@ -47,7 +47,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, help="alternating rounds (default 5, smoke 1)")
     parser.add_argument("--out", type=Path, default=toolenv.ROOT / "BENCHMARKS.md")
     parser.add_argument("--plots-dir", type=Path, default=toolenv.ROOT / "docs" / "bench")
-    parser.add_argument("--json", type=Path, help="raw results (default .bench/results.json)")
+    parser.add_argument(
+        "--json", type=Path, help="raw results (default: results.json beside the plots)"
+    )
+    parser.add_argument(
+        "--render", type=Path, metavar="RESULTS_JSON",
+        help="measure nothing: write the report and plots again from a results file",
+    )
     parser.add_argument(
         "--servers",
         help="comma-separated subset of: ceiling,tusgallery,tuspyserver,@tus/server",
@@ -259,8 +265,19 @@ def make_plots(results_path: Path, plots_dir: Path) -> list[Path]:
     return sorted(plots_dir.glob("*.png"))
 
 
+def write_report(results: Results, json_path: Path, args: argparse.Namespace) -> None:
+    plots = [] if results["plan"]["smoke"] else make_plots(json_path, args.plots_dir)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(report.render(results, plots, args.out.parent))
+    log(f"wrote {args.out} ({len(results['errors'])} errors), raw results in {json_path}")
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.render:
+        results = json.loads(args.render.read_text())
+        write_report(results, args.render, args)
+        return 0
     plan = SMOKE if args.smoke else FULL
     if args.runs:
         plan = dataclasses.replace(plan, runs=args.runs, rss_runs=min(args.runs, plan.rss_runs))
@@ -282,12 +299,11 @@ def main(argv: list[str]) -> int:
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    default_json = "results-smoke.json" if plan.smoke else "results.json"
-    json_path = args.json or (toolenv.BENCH_DIR / default_json)
+    default_json = (
+        toolenv.BENCH_DIR / "results-smoke.json" if plan.smoke else args.plots_dir / "results.json"
+    )
+    json_path = args.json or default_json
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(results, indent=1))
-    plots = [] if plan.smoke else make_plots(json_path, args.plots_dir)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report.render(results, plots, args.out.parent))
-    log(f"wrote {args.out} ({len(results['errors'])} errors), raw results in {json_path}")
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    write_report(results, json_path, args)
     return 1 if results["errors"] else 0

@@ -252,10 +252,16 @@ def _method(results: Results) -> list[str]:
         f"- RSS: VmRSS of the server and all its child processes from /proc, every 20 ms, during "
         f"a {size_label(plan['rss_bytes'])} upload in {size_label(plan['rss_chunk'])} chunks on "
         "a fresh server; the baseline is taken idle after a 64 KiB warm-up upload. "
-        f"{plan['rss_runs']} runs.",
+        f"{plan['rss_runs']} runs. tusgallery's tree includes its image worker processes "
+        "(`TUSGALLERY_IMAGE_WORKERS`), hence its higher baseline; growth is what counts.",
         f"- Parallel photos: {plan['photo_count']} uploads of {size_label(plan['photo_bytes'])} "
         "random bytes at once, one connection each, one PATCH each; wall time until the last "
         "204. tusgallery's image pipeline rejects random bytes off the request path.",
+        f"- One small PATCH: {plan['small_patches']} PATCHes of "
+        f"{size_label(plan['small_patch_bytes'])} in a row on one upload; the median of one.",
+        "- Finalize and image pipeline: the result lines `scripts/bench_finalize` and "
+        "`scripts/bench_images` print (each with its own baseline: a bare insert of the same "
+        "rows; a full decode of the same photo), run by `scripts/bench` and not re-measured.",
         "",
     ]
 
