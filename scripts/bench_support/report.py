@@ -240,13 +240,16 @@ def _method(results: Results) -> list[str]:
         "",
         f"- One client for every server (`scripts/bench_support/tus_client.py`): httpx, one "
         f"kept-alive connection, POST then sequential PATCHes, bodies read from a random "
-        f"{size_label(plan['upload_bytes'])} file. Time runs from the POST to the last 204.",
+        f"{size_label(plan['upload_bytes'])} file. Time runs from the POST to the last 204, "
+        "plus the time the harness then takes to fsync the files the server stored: "
+        "tusgallery and the ceiling fsync before their last 204 (so this adds next to nothing), "
+        "tuspyserver and @tus/server never do, and every server is timed until its bytes are "
+        "durable.",
         f"- {plan['runs']} alternating rounds (ceiling, tusgallery, peers, ceiling, ...); each "
         "server is started on a free loopback port for its turn and stopped after it, one "
         "server at a time (2 cores). Ratios are taken within a round, then summarised.",
         "- Untimed between uploads: tus DELETE and `os.sync()`, so no server pays for another's "
-        "writeback. tusgallery and the ceiling fsync once at the end of an upload; tuspyserver "
-        "and @tus/server never fsync, which favours them.",
+        "writeback.",
         "- The ceiling is `scripts/bench_support/ceiling_app.py`: bare Starlette, "
         "`request.stream()` into a file, one fsync, under the same uvicorn (httptools + uvloop).",
         f"- RSS: VmRSS of the server and all its child processes from /proc, every 20 ms, during "
@@ -256,7 +259,8 @@ def _method(results: Results) -> list[str]:
         "(`TUSGALLERY_IMAGE_WORKERS`), hence its higher baseline; growth is what counts.",
         f"- Parallel photos: {plan['photo_count']} uploads of {size_label(plan['photo_bytes'])} "
         "random bytes at once, one connection each, one PATCH each; wall time until the last "
-        "204. tusgallery's image pipeline rejects random bytes off the request path.",
+        "204, plus the fsync of what was stored as above. tusgallery's image pipeline rejects "
+        "random bytes off the request path.",
         f"- One small PATCH: {plan['small_patches']} PATCHes of "
         f"{size_label(plan['small_patch_bytes'])} in a row on one upload; the median of one.",
         "- Finalize and image pipeline: the result lines `scripts/bench_finalize` and "
