@@ -114,8 +114,22 @@ async def admin_missing(request: Request) -> Response:
     )
 
 
+def configure_logging(level: str) -> None:
+    """uvicorn configures only its own loggers; without a handler of ours the structured lines
+    (one per finalize, one per processed upload) would be dropped below WARNING."""
+    logger = logging.getLogger("tusgallery")
+    logger.setLevel(level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+        # The root logger may have a handler too (the CLI's basicConfig): print each line once.
+        logger.propagate = False
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
     svc = build_services(settings)
     processor = api.ImageProcessor(svc)
     tus = TusApp(

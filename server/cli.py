@@ -111,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("token create/revoke needs a NAME", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    # Alembic announces every plugin it loads at INFO; only its migration steps are news.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     return int(args.func(Settings.from_env(), args))
 
 

@@ -88,6 +88,9 @@ class Settings:
     image_workers: int = field(default_factory=lambda: max(1, min(2, os.cpu_count() or 1)))
     # A `processing` claim older than this is taken to belong to a crashed worker and redone.
     processing_stale_seconds: int = 300
+    # How often an instance looks for uploads no hook announced (0: a quarter of the stale
+    # time, between 0.5 and 30 s).
+    processing_sweep_seconds: float = 0.0
     log_level: str = "info"
 
     @property
@@ -129,5 +132,6 @@ class Settings:
             write_buffer_bytes=_int(env, "TUSGALLERY_WRITE_BUFFER_BYTES", 1 * MiB, 4096),
             image_workers=_int(env, "TUSGALLERY_IMAGE_WORKERS", cls().image_workers, 1),
             processing_stale_seconds=_int(env, "TUSGALLERY_PROCESSING_STALE_SECONDS", 300, 1),
+            processing_sweep_seconds=_float(env, "TUSGALLERY_PROCESSING_SWEEP_SECONDS", 0.0),
             log_level=env.get("TUSGALLERY_LOG_LEVEL", "info").strip() or "info",
         )

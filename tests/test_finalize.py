@@ -6,8 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.server import ServerProcess
-from tests.test_homes_support import (
+from tests.support.homes import (
     add_principal,
     create_home,
     create_upload,
@@ -19,6 +18,7 @@ from tests.test_homes_support import (
     uploads_body,
     wait_processed,
 )
+from tests.support.server import ServerProcess
 
 
 def gallery(home: dict[str, Any], name: str) -> list[dict[str, Any]]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess
-from tests.test_homes_support import (
+from tests.support.homes import (
     add_principal,
     create_home,
     create_upload,
@@ -16,6 +15,7 @@ from tests.test_homes_support import (
     upload_status,
     wait_processed,
 )
+from tests.support.server import ServerProcess
 
 
 def test_health_answers_without_a_token(server: ServerProcess) -> None:

@@ -29,6 +29,9 @@ def pin_uploads(session: Session, upload_ids: Collection[str]) -> None:
             update(Upload)
             .where(Upload.id.in_(upload_ids))  # type: ignore[attr-defined]
             .values(pinned=True, updated_at=utcnow())
+            # Nothing in the session needs refreshing; matching it against 1000 loaded rows
+            # would be most of a large finalize's time.
+            .execution_options(synchronize_session=False)
         )
 
 
@@ -44,6 +47,7 @@ def detach_uploads(session: Session, upload_ids: Collection[str]) -> None:
                 error="detached from its gallery; its derivatives were deleted",
                 updated_at=utcnow(),
             )
+            .execution_options(synchronize_session=False)
         )
 
 

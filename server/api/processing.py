@@ -109,7 +109,9 @@ class ImageProcessor:
         self._workers = services.settings.image_workers
         stale = services.settings.processing_stale_seconds
         self._stale = dt.timedelta(seconds=stale)
-        self.sweep_interval = min(30.0, max(0.5, stale / 4))
+        self.sweep_interval = services.settings.processing_sweep_seconds or min(
+            30.0, max(0.5, stale / 4)
+        )
 
     # --- lifecycle -------------------------------------------------------------------------
 

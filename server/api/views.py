@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
-from server.models import GalleryImage, Home, Upload, UploadStatus
+from server.models import Home, Upload, UploadStatus
 
 MEDIA_PREFIX = "/media/"
+
+
+class ImageRow(Protocol):
+    """What a view reads of a gallery image: a GalleryImage, or finalize's plain row (building
+    SQLModel objects costs more than the whole finalize transaction for large galleries)."""
+
+    id: str
+    upload_id: str
+    gallery: str
+    position: int
+    caption: str | None
+    content_type: str
+    width: int
+    height: int
+    size: int
+    sha256: str
+    display_key: str
+    thumb_key: str
 
 
 def media_url(key: str) -> str:
     return MEDIA_PREFIX + key
 
 
-def image_view(image: GalleryImage) -> dict[str, Any]:
+def image_view(image: ImageRow) -> dict[str, Any]:
     return {
         "id": image.id,
         "upload_id": image.upload_id,
@@ -30,9 +48,9 @@ def image_view(image: GalleryImage) -> dict[str, Any]:
     }
 
 
-def galleries_view(images: Iterable[GalleryImage]) -> dict[str, list[dict[str, Any]]]:
+def galleries_view(images: Iterable[ImageRow]) -> dict[str, list[dict[str, Any]]]:
     """Galleries by name (sorted), each in position order; an emptied gallery disappears."""
-    galleries: dict[str, list[GalleryImage]] = {}
+    galleries: dict[str, list[ImageRow]] = {}
     for image in images:
         galleries.setdefault(image.gallery, []).append(image)
     return {
@@ -41,7 +59,7 @@ def galleries_view(images: Iterable[GalleryImage]) -> dict[str, list[dict[str, A
     }
 
 
-def home_view(home: Home, images: Iterable[GalleryImage]) -> dict[str, Any]:
+def home_view(home: Home, images: Iterable[ImageRow]) -> dict[str, Any]:
     return {
         "id": home.id,
         "name": home.name,
@@ -54,7 +72,12 @@ def home_view(home: Home, images: Iterable[GalleryImage]) -> dict[str, Any]:
     }
 
 
-def public_status(upload: Upload) -> str:
+class UploadState(Protocol):
+    status: str
+    concat: str | None
+
+
+def public_status(upload: UploadState) -> str:
     """The status clients see: `complete` is only a queue position inside the pipeline."""
     if upload.status == UploadStatus.COMPLETE and upload.concat == "partial":
         # A tus partial is never an image; it waits to be concatenated, not processed.

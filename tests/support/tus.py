@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import socket
 import time
 from urllib.parse import urlsplit
@@ -18,6 +19,11 @@ def encode_metadata(pairs: dict[str, str]) -> str:
         f"{key} {base64.b64encode(value.encode()).decode()}" if value else key
         for key, value in pairs.items()
     )
+
+
+def decode_metadata(header: str) -> dict[str, str]:
+    pairs = (item.strip().split(" ", 1) for item in header.split(",") if item.strip())
+    return {p[0]: base64.b64decode(p[1]).decode() if len(p) == 2 else "" for p in pairs}
 
 
 def create(
@@ -66,6 +72,20 @@ def upload(client: httpx.Client, data: bytes, chunk: int = 1 << 20, **meta: str)
         assert response.status_code == 204, response.text
         offset = int(response.headers["Upload-Offset"])
     return url
+
+
+def stored_sha256(client: httpx.Client, url: str) -> str:
+    """sha256 of what the server stores for an upload, read back with GET /files/{id}.
+
+    Only the path of `url` is used, so an upload created through a proxy is read from `client`'s
+    server directly.
+    """
+    digest = hashlib.sha256()
+    with client.stream("GET", urlsplit(url).path) as response:
+        assert response.status_code == 200, response.status_code
+        for piece in response.iter_bytes():
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 class RawPatch:

@@ -7,6 +7,7 @@ GET /api/uploads/{id}. Small JPEGs are made with Pillow in memory.
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -126,3 +127,15 @@ def query(database_url: str, sql: str, **params: Any) -> list[Any]:
             return list(conn.execute(text(sql), params))
     finally:
         engine.dispose()
+
+
+def log_events(log_text: str, event: str) -> list[dict[str, Any]]:
+    """The structured lines (`log_event`) named `event` in a server's captured output."""
+    found: list[dict[str, Any]] = []
+    for line in log_text.splitlines():
+        start = line.find('{"event":')
+        if start >= 0:
+            record: dict[str, Any] = json.loads(line[start:])
+            if record["event"] == event:
+                found.append(record)
+    return found
