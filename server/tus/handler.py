@@ -594,7 +594,6 @@ class TusApp:
             await self.completed(upload)
         return upload
 
-
     async def moved_behind_our_back(self, upload_id: str) -> NoReturn:
         """The row changed while a PATCH held the lock: answer from what the database says.
 
