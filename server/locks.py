@@ -54,6 +54,11 @@ class UploadLock:
 
 
 class Locker(ABC):
+    #: True when every request for an upload is served by this one process (so nothing but
+    #: this process changes an incomplete upload's row); the tus handler relies on it to reuse
+    #: the row it just wrote instead of reading it back.
+    serves_one_process: bool = False
+
     def __init__(self) -> None:
         # Locks held by requests of this process (for stop requests and graceful shutdown).
         self._held: dict[str, UploadLock] = {}
@@ -73,6 +78,8 @@ class Locker(ABC):
 
 class LocalLocker(Locker):
     """In-process locks: enough for a single instance."""
+
+    serves_one_process = True
 
     @asynccontextmanager
     async def hold(self, upload_id: str, timeout: float) -> AsyncIterator[UploadLock]:

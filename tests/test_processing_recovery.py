@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,3 +176,37 @@ def test_two_instances_never_process_one_upload_twice(
     assert {e["result"] for e in lines} == {"ready"}
     # The race was real: each instance won some of the uploads.
     assert all(per_instance), [len(p) for p in per_instance]
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            with_ids = {int(child) for child in children.read_text().split()}
+            todo.extend(with_ids - found)
+            found |= with_ids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_image_workers_die_with_a_killed_server(database_url: str, data_dir: Path) -> None:
+    """kill -9 of the server leaves no pipeline process behind (they would pile up forever)."""
+    server = _server(database_url, data_dir, "killed").start()
+    assert server.proc is not None
+    helpers = _descendants(server.proc.pid)
+    # The forkserver, its image workers and multiprocessing's resource tracker.
+    assert len(helpers) >= 3, helpers
+    server.kill()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(pid) for pid in helpers):
+        time.sleep(0.1)
+    assert not [pid for pid in helpers if _alive(pid)]

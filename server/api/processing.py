@@ -18,11 +18,14 @@ import contextlib
 import datetime as dt
 import mimetypes
 import multiprocessing
+import os
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +66,23 @@ def run_pipeline(src: str, out_dir: str, max_pixels: int) -> ProcessedImage | Re
         return process_image(Path(src), Path(out_dir), max_pixels=max_pixels)
     except ImageRejected as exc:
         return Rejection(exc.code, str(exc))
+
+
+def _end_with_server(server_alive: Connection) -> None:
+    """Pool initializer: the worker exits as soon as the server process is gone.
+
+    Workers are children of the forkserver, and every one of them holds the pool's own pipes, so
+    after a kill -9 of the server nothing else would ever tell them to stop. Only the server holds
+    the write end of `server_alive`: the kernel closes it when the server dies, however it dies.
+    """
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                server_alive.recv_bytes()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="server-watch", daemon=True).start()
 
 
 def _warm_up() -> None:
@@ -106,6 +126,9 @@ class ImageProcessor:
         self._in_flight: dict[str, Claim] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._pool: ProcessPoolExecutor | None = None
+        # Pipe whose write end only this process holds: workers watch it to die with the server.
+        self._server_alive: Connection | None = None
+        self._server_alive_reader: Connection | None = None
         self._workers = services.settings.image_workers
         stale = services.settings.processing_stale_seconds
         self._stale = dt.timedelta(seconds=stale)
@@ -140,6 +163,10 @@ class ImageProcessor:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        for end in (self._server_alive, self._server_alive_reader):
+            if end is not None:
+                end.close()
+        self._server_alive = self._server_alive_reader = None
 
     async def upload_completed(self, upload_id: str) -> None:
         """tus hook: the upload's bytes are all stored. Queues it and returns at once."""
@@ -151,7 +178,15 @@ class ImageProcessor:
         # forkserver: the server process has threads (DB pool, anyio workers); forking it
         # could copy a held lock into a child.
         context = multiprocessing.get_context("forkserver")
-        return ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+        if self._server_alive is None:
+            reader, self._server_alive = context.Pipe(duplex=False)
+            self._server_alive_reader = reader
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=context,
+            initializer=_end_with_server,
+            initargs=(self._server_alive_reader,),
+        )
 
     def _replace_broken_pool(self) -> None:
         pool = self._pool

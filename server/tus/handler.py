@@ -20,6 +20,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import NoReturn
 from urllib.parse import quote, urlsplit
 
 from sqlmodel import Session
@@ -58,6 +59,7 @@ from server.tus.headers import (
     parse_metadata,
     parse_non_negative_int,
 )
+from server.tus.recent import RecentRows
 
 log = logging.getLogger("tusgallery.tus")
 
@@ -132,6 +134,7 @@ class TusApp:
         self.locker = locker
         self.auth = auth
         self.on_complete = on_complete
+        self.recent = RecentRows() if locker.serves_one_process else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -412,6 +415,8 @@ class TusApp:
 
     async def terminate(self, upload_id: str, principal: str) -> Response:
         async with self.lock(upload_id):
+            if self.recent is not None:
+                self.recent.drop(upload_id)
             upload = await self.load(upload_id, principal)
             if upload.pinned:
                 raise Conflict(
@@ -445,7 +450,8 @@ class TusApp:
         content_length = parse_non_negative_int(headers, "content-length")
 
         async with self.lock(upload_id) as lock:
-            upload = await self.load(upload_id, principal)
+            reused = self.recent.take(upload_id, principal, offset) if self.recent else None
+            upload = reused or await self.load(upload_id, principal)
             self.check_not_expired(upload)
             if upload.concat == "final":
                 raise Forbidden("a final upload cannot be patched", code="final_upload")
@@ -473,6 +479,8 @@ class TusApp:
             if was_complete and content_length == 0:
                 return Response(status_code=204, headers=self.progress_headers(upload))
             upload = await self.write_body(request, upload, lock, length, checksum)
+            if self.recent is not None:
+                self.recent.keep(upload)
             return Response(status_code=204, headers=self.progress_headers(upload))
 
     async def write_body(
@@ -573,10 +581,11 @@ class TusApp:
             state = await self.store.finish(upload.id, new_offset, state)
         expires_at = None if complete else self.new_expiry()
 
-        def save(session: Session) -> None:
-            records.save_progress(
+        def save(session: Session) -> bool:
+            return records.save_progress(
                 session,
                 upload.id,
+                from_offset=upload.offset,
                 offset=new_offset,
                 length=length,
                 storage_state=state,
@@ -584,13 +593,31 @@ class TusApp:
                 complete=complete,
             )
 
-        await self.db.run(save, write=True)
+        if not await self.db.run(save, write=True):
+            await self.moved_behind_our_back(upload.id)
         upload.offset, upload.length, upload.storage_state = new_offset, length, state
         upload.expires_at = expires_at
         if complete:
             upload.status = UploadStatus.COMPLETE
             await self.completed(upload)
         return upload
+
+    async def moved_behind_our_back(self, upload_id: str) -> NoReturn:
+        """The row changed while a PATCH held the lock: answer from what the database says.
+
+        The chunk's bytes are in storage past the recorded offset; the next writer drops them
+        (open_writer starts at the recorded offset).
+        """
+        current = await self.db.run(lambda s: records.get(s, upload_id))
+        log.warning("upload %s changed behind its lock holder; chunk not recorded", upload_id)
+        if current is None:
+            raise NotFound("no such upload")
+        raise Conflict(
+            f"the upload is at offset {current.offset}; this chunk was not recorded",
+            code="offset_mismatch",
+            headers={"Upload-Offset": str(current.offset)},
+            offset=current.offset,
+        )
 
 
 class _LockGuard:

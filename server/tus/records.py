@@ -6,11 +6,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import Table, bindparam, delete
 from sqlmodel import Session, select
 
 from server.db import utcnow
 from server.models import Upload, UploadStatus
+
+_UPLOADS: Table = Upload.__table__  # type: ignore[attr-defined]
+_PROGRESS = _UPLOADS.update().where(
+    _UPLOADS.c.id == bindparam("upload_id"), _UPLOADS.c.offset == bindparam("from_offset")
+)
 
 
 def get(session: Session, upload_id: str) -> Upload | None:
@@ -30,13 +35,18 @@ def save_progress(
     session: Session,
     upload_id: str,
     *,
+    from_offset: int,
     offset: int,
     length: int | None,
     storage_state: dict[str, Any],
     expires_at: dt.datetime | None,
     complete: bool,
-) -> None:
-    """Record the bytes a PATCH stored; `complete` marks the last byte landed (and made durable)."""
+) -> bool:
+    """Record the bytes a PATCH stored; `complete` marks the last byte landed (and made durable).
+
+    Applies only if the row still has the offset the PATCH started from: False means the row
+    was removed or moved on behind the caller's back, and nothing was recorded.
+    """
     now = utcnow()
     values: dict[str, Any] = {
         "offset": offset,
@@ -47,7 +57,13 @@ def save_progress(
     }
     if complete:
         values |= {"status": UploadStatus.COMPLETE, "completed_at": now}
-    session.execute(update(Upload).where(Upload.id == upload_id).values(**values))  # type: ignore[arg-type]
+    # A Core UPDATE on the table, not the ORM's: this runs once per PATCH, and the ORM bulk
+    # update compiles, evaluates and synchronises a session nobody reads afterwards, which
+    # doubled the DB time of a chunk (scripts/bench_support/changes.md).
+    result = session.connection().execute(
+        _PROGRESS.values(**values), {"upload_id": upload_id, "from_offset": from_offset}
+    )
+    return result.rowcount == 1
 
 
 def remove(session: Session, upload_id: str) -> None:
