@@ -86,7 +86,6 @@ class Settings:
     # How long a request waits for another request on the same upload to let go (then 423).
     lock_timeout_seconds: float = 3.0
     # Bytes gathered from the socket before one storage write; bounds memory per PATCH.
-    write_buffer_bytes: int = 1 * MiB
     image_workers: int = field(default_factory=lambda: max(1, min(2, os.cpu_count() or 1)))
     # A `processing` claim older than this is taken to belong to a crashed worker and redone.
     processing_stale_seconds: int = 300
@@ -132,7 +131,6 @@ class Settings:
             trust_forwarded=_bool(env, "TUSGALLERY_TRUST_FORWARDED", False),
             read_timeout_seconds=_float(env, "TUSGALLERY_READ_TIMEOUT_SECONDS", 30.0, 0.1),
             lock_timeout_seconds=_float(env, "TUSGALLERY_LOCK_TIMEOUT_SECONDS", 3.0, 0.05),
-            write_buffer_bytes=_int(env, "TUSGALLERY_WRITE_BUFFER_BYTES", 1 * MiB, 4096),
             image_workers=_int(env, "TUSGALLERY_IMAGE_WORKERS", cls().image_workers, 1),
             processing_stale_seconds=_int(env, "TUSGALLERY_PROCESSING_STALE_SECONDS", 300, 1),
             processing_sweep_seconds=_float(env, "TUSGALLERY_PROCESSING_SWEEP_SECONDS", 0.0),

@@ -278,8 +278,8 @@ def render(results: Results, plots: list[Path], report_dir: Path) -> str:
         "",
         f"Made by `{meta['command']}` on {meta['date']}: {machine['cpus']} CPUs "
         f"({machine['cpu']}), Linux {machine['kernel']}, Python {machine['python']}. "
-        "The machine is shared: other jobs ran on its 2 cores during the run, so single numbers "
-        "move by +-25 % or more between runs; compare medians of ratios taken in one round.",
+        "Client and server share these cores on a virtual machine, so single numbers move by "
+        "+-25 % or more between runs; compare medians of ratios taken in one round.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()) + ".",
         "",
