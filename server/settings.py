@@ -85,7 +85,6 @@ class Settings:
     read_timeout_seconds: float = 30.0
     # How long a request waits for another request on the same upload to let go (then 423).
     lock_timeout_seconds: float = 3.0
-    # Bytes gathered from the socket before one storage write; bounds memory per PATCH.
     image_workers: int = field(default_factory=lambda: max(1, min(2, os.cpu_count() or 1)))
     # A `processing` claim older than this is taken to belong to a crashed worker and redone.
     processing_stale_seconds: int = 300
