@@ -72,6 +72,9 @@ class Settings:
     s3_part_size: int = 8 * MiB
     # Parts one PATCH uploads at once; memory per PATCH is about (this + 1) * part size.
     s3_write_concurrency: int = 4
+    # Upload a part while its PATCH body arrives (unsigned payload: keep S3 on TLS or a
+    # trusted network); off gathers each part, then uploads it with a signed payload.
+    s3_stream_parts: bool = True
     # "redirect" answers /media/ with a presigned URL, "stream" proxies the bytes.
     s3_media_mode: str = "redirect"
     admin_token: str | None = None
@@ -120,6 +123,7 @@ class Settings:
             s3_region=env.get("TUSGALLERY_S3_REGION", "").strip() or None,
             s3_part_size=part_size,
             s3_write_concurrency=_int(env, "TUSGALLERY_S3_WRITE_CONCURRENCY", 4, minimum=1),
+            s3_stream_parts=_bool(env, "TUSGALLERY_S3_STREAM_PARTS", True),
             s3_media_mode=media_mode,
             admin_token=env.get("TUSGALLERY_ADMIN_TOKEN", "").strip() or None,
             max_upload_bytes=_int(env, "TUSGALLERY_MAX_UPLOAD_BYTES", 50 * MiB, minimum=1),

@@ -11,6 +11,7 @@ import hashlib
 import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from server.storage import (
     UploadStore,
     build_stores,
 )
+from server.storage.part_stream import PartStream
 from server.storage.s3 import S3UploadStore
 from tests.support.s3 import S3Server
 
@@ -74,10 +76,17 @@ def noise(size: int, seed: int) -> bytes:
 
 
 async def append(
-    store: UploadStore, upload_id: str, offset: int, state: StorageState, *chunks: bytes
+    store: UploadStore,
+    upload_id: str,
+    offset: int,
+    state: StorageState,
+    *chunks: bytes,
+    told_length: bool = True,
 ) -> StorageState:
-    """One PATCH: open a writer at `offset`, write the chunks, commit."""
-    writer = await store.open_writer(upload_id, offset, state)
+    """One PATCH: open a writer at `offset`, write the chunks, commit. `told_length`: the
+    request had a Content-Length (the writer knows how much is coming), not chunked."""
+    expected = sum(map(len, chunks)) if told_length else None
+    writer = await store.open_writer(upload_id, offset, state, expected)
     for chunk in chunks:
         await writer.write(chunk)
     assert writer.written == sum(map(len, chunks))
@@ -116,8 +125,10 @@ async def test_many_small_writes_across_part_boundaries(uploads: UploadStore) ->
     upload_id = new_id()
     state = await uploads.create(upload_id)
     offset = 0
+    told_length = True
     while offset < len(data):
-        # PATCHes of 0.5-4 MiB, each written in socket-sized reads of up to 300 KiB.
+        # PATCHes of 0.5-4 MiB, each written in socket-sized reads of up to 300 KiB, with and
+        # without a Content-Length by turns.
         end = min(len(data), offset + rng.randint(MiB // 2, 4 * MiB))
         chunks = []
         pos = offset
@@ -125,8 +136,9 @@ async def test_many_small_writes_across_part_boundaries(uploads: UploadStore) ->
             step = min(end - pos, rng.randint(1, 300 * 1024))
             chunks.append(data[pos : pos + step])
             pos += step
-        state = await append(uploads, upload_id, offset, state, *chunks)
+        state = await append(uploads, upload_id, offset, state, *chunks, told_length=told_length)
         offset = end
+        told_length = not told_length
     state = await uploads.finish(upload_id, len(data), state)
     stored = await collect(uploads.read(upload_id, state, len(data)))
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
@@ -141,7 +153,7 @@ async def test_rollback_leaves_upload_as_before(uploads: UploadStore) -> None:
     state = await append(uploads, upload_id, 0, state, first)
 
     # Checksum mismatch: the chunk crossed a part boundary before it was refused.
-    writer = await uploads.open_writer(upload_id, len(first), state)
+    writer = await uploads.open_writer(upload_id, len(first), state, len(rejected))
     for i in range(0, len(rejected), 256 * 1024):
         await writer.write(rejected[i : i + 256 * 1024])
     await writer.rollback()
@@ -150,6 +162,24 @@ async def test_rollback_leaves_upload_as_before(uploads: UploadStore) -> None:
     total = len(first) + len(second)
     state = await uploads.finish(upload_id, total, state)
     assert await collect(uploads.read(upload_id, state, total)) == first + second
+
+
+async def test_body_cut_short_keeps_exactly_what_arrived(uploads: UploadStore) -> None:
+    """The request said 2.5 parts were coming; the link dropped inside the second part."""
+    data = noise(2 * PART + PART // 2, 13)
+    cut = PART + 700_001
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    state = await append(uploads, upload_id, 0, state, data[:100])
+    writer = await uploads.open_writer(upload_id, 100, state, len(data) - 100)
+    for i in range(100, cut, 256 * 1024):
+        await writer.write(data[i : min(cut, i + 256 * 1024)])
+    state = await writer.commit()
+    assert writer.written == cut - 100
+
+    state = await append(uploads, upload_id, cut, state, data[cut:])
+    state = await uploads.finish(upload_id, len(data), state)
+    assert await collect(uploads.read(upload_id, state, len(data))) == data
 
 
 async def _let_dead_writer_land(before: set[asyncio.Task[object]]) -> None:
@@ -165,7 +195,7 @@ async def test_writer_that_dies_without_commit(uploads: UploadStore) -> None:
     state = await uploads.create(upload_id)
     state = await append(uploads, upload_id, 0, state, first)
 
-    writer = await uploads.open_writer(upload_id, len(first), state)
+    writer = await uploads.open_writer(upload_id, len(first), state, len(lost))
     before = asyncio.all_tasks()
     await writer.write(lost)  # then the process dies: neither commit nor rollback
     await _let_dead_writer_land(before)
@@ -270,7 +300,9 @@ async def test_media_put_open_exists_delete(media: MediaStore, tmp_path: Path) -
     source.write_bytes(noise(300_000, 40))
     stored = await media.put_file("homes/1/photo.jpg", source, "image/jpeg")
     assert (stored.key, stored.size, stored.content_type) == (
-        "homes/1/photo.jpg", 300_000, "image/jpeg",
+        "homes/1/photo.jpg",
+        300_000,
+        "image/jpeg",
     )
     small = await media.put_bytes("homes/1/thumb.webp", b"RIFF-thumb", "image/webp")
     assert small.size == 10
@@ -372,3 +404,102 @@ async def test_s3_orphan_removal_aborts_multipart_uploads(
     assert not client.list_objects_v2(Bucket=bucket).get("Contents")
     with pytest.raises(StorageError):
         await uploads.finish(stale_id, 14, stale)
+
+
+class PartCalls:
+    """Records, in call order, which way each part was sent (the real calls still run): a
+    part whose stream failed shows in both lists."""
+
+    def __init__(self, uploads: S3UploadStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.streamed: list[int] = []
+        self.plain: list[int] = []
+        stream, plain = uploads.upload_part_stream, uploads.upload_part
+
+        async def record_stream(
+            upload_id: str, state: StorageState, number: int, body: PartStream
+        ) -> list[Any]:
+            self.streamed.append(number)
+            return await stream(upload_id, state, number, body)
+
+        async def record_plain(
+            upload_id: str, state: StorageState, number: int, block: bytes | bytearray
+        ) -> list[Any]:
+            self.plain.append(number)
+            return await plain(upload_id, state, number, block)
+
+        monkeypatch.setattr(uploads, "upload_part_stream", record_stream)
+        monkeypatch.setattr(uploads, "upload_part", record_plain)
+
+
+def s3_uploads(s3_server: S3Server, tmp_path: Path, **env: str) -> S3UploadStore:
+    uploads, _media = build_stores(
+        s3_server.settings(
+            TUSGALLERY_DATA_DIR=str(tmp_path), TUSGALLERY_S3_PART_SIZE=str(PART), **env
+        )
+    )
+    assert isinstance(uploads, S3UploadStore)
+    return uploads
+
+
+async def test_s3_streams_parts_only_when_the_body_will_fill_them(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploads = s3_uploads(s3_server, tmp_path)
+    calls = PartCalls(uploads, monkeypatch)
+    data = noise(3 * PART + 1000, 90)
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    # 2 MiB with a Content-Length: no part to fill, the bytes become the tail.
+    state = await append(uploads, upload_id, 0, state, data[: 2 * MiB])
+    # Tail + 2 parts' worth: both parts go up while the body arrives, the first starting
+    # with the tail's bytes.
+    state = await append(uploads, upload_id, 2 * MiB, state, data[2 * MiB : 2 * PART + 2 * MiB])
+    # No Content-Length (chunked): the writer cannot know, so the part is gathered first.
+    state = await append(
+        uploads,
+        upload_id,
+        2 * PART + 2 * MiB,
+        state,
+        data[2 * PART + 2 * MiB :],
+        told_length=False,
+    )
+    assert (calls.streamed, calls.plain) == ([1, 2], [3])
+    state = await uploads.finish(upload_id, len(data), state)
+    assert await collect(uploads.read(upload_id, state, len(data))) == data
+
+
+async def test_s3_stalled_stream_falls_back_to_a_plain_part_upload(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that pauses longer than the stream waits: the streamed request is given up,
+    and when the bytes do come, the part goes up from the writer's own copy."""
+    uploads = s3_uploads(s3_server, tmp_path)
+    uploads.stream_stall_seconds = 0.3
+    calls = PartCalls(uploads, monkeypatch)
+    data = noise(PART + 10, 91)
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    writer = await uploads.open_writer(upload_id, 0, state, len(data))
+    await writer.write(data[: PART // 2])
+    await asyncio.sleep(1.0)  # a real stall, past stream_stall_seconds
+    await writer.write(data[PART // 2 :])
+    state = await writer.commit()
+    assert (calls.streamed, calls.plain) == ([1], [1])
+    assert len(state["parts"]) == 1 and state["tail"] == 10
+    state = await uploads.finish(upload_id, len(data), state)
+    assert await collect(uploads.read(upload_id, state, len(data))) == data
+
+
+async def test_s3_with_streaming_off_gathers_every_part(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploads = s3_uploads(s3_server, tmp_path, TUSGALLERY_S3_STREAM_PARTS="0")
+    assert not uploads.streams_parts
+    calls = PartCalls(uploads, monkeypatch)
+    data = noise(2 * PART + 5, 92)
+    upload_id = new_id()
+    state = await uploads.create(upload_id)
+    state = await append(uploads, upload_id, 0, state, data)
+    assert (calls.streamed, calls.plain) == ([], [1, 2])
+    state = await uploads.finish(upload_id, len(data), state)
+    assert await collect(uploads.read(upload_id, state, len(data))) == data

@@ -33,6 +33,7 @@ from tests.support.tus import (
 )
 
 STORAGE_KINDS = ("local", "s3")
+MiB = 1024 * 1024
 
 
 def finish(client: httpx.Client, url: str, data: bytes) -> None:
@@ -45,13 +46,15 @@ def finish(client: httpx.Client, url: str, data: bytes) -> None:
 def test_cut_mid_body_keeps_exactly_what_arrived(
     server: ServerProcess, client: httpx.Client
 ) -> None:
-    data = os.urandom(400_000)
+    # Past one 5 MiB S3 part: on S3 the cut lands inside a part being uploaded as it arrives.
+    data = os.urandom(11 * MiB + 400_000)
+    cut = 5 * MiB + 123_457
     url = create(client, len(data))
     raw = RawPatch(url, server.token, 0, len(data))
-    raw.send(data[:123_457])
-    time.sleep(0.2)  # let the server read it off the socket before the link drops
+    raw.send(data[:cut])
+    time.sleep(0.5)  # let the server read it off the socket before the link drops
     raw.cut()
-    assert wait_for_offset(client, url, 123_457) == 123_457
+    assert wait_for_offset(client, url, cut) == cut
     finish(client, url, data)
 
 

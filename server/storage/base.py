@@ -59,11 +59,14 @@ class UploadStore(ABC):
         """Prepare an empty upload and return its initial state."""
 
     @abstractmethod
-    async def open_writer(self, upload_id: str, offset: int, state: StorageState) -> ChunkWriter:
+    async def open_writer(
+        self, upload_id: str, offset: int, state: StorageState, expected: int | None = None
+    ) -> ChunkWriter:
         """A writer that appends at `offset`, the last committed offset.
 
         Bytes a crashed writer left past `offset` are discarded first, so a resumed upload
-        is exact whatever the previous process managed to write.
+        is exact whatever the previous process managed to write. `expected` is how many bytes
+        the request says it will send (Content-Length), a hint: the body may end sooner.
         """
 
     @abstractmethod

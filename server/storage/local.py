@@ -121,7 +121,9 @@ class LocalUploadStore(UploadStore):
             raise StorageError(f"cannot create upload file: {exc.strerror}") from exc
         return {}
 
-    async def open_writer(self, upload_id: str, offset: int, state: StorageState) -> ChunkWriter:
+    async def open_writer(
+        self, upload_id: str, offset: int, state: StorageState, expected: int | None = None
+    ) -> ChunkWriter:
         try:
             fd = os.open(self.path(upload_id), os.O_WRONLY)
         except FileNotFoundError as exc:

@@ -54,22 +54,30 @@ from server.storage.base import (
     StorageState,
     UploadStore,
 )
+from server.storage.part_stream import PartStream, PartStreamCancelled
 
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB  # S3's smallest part (all but the last)
 MAX_COPY_PART = 5 * 1024 * MiB  # S3's largest UploadPartCopy range
 READ_BLOCK = 1 * MiB
+STREAM_THREADS = 64  # parts uploading while they arrive, over all uploads of an instance
 T = TypeVar("T")
 
 
-def make_client(settings: Settings, max_connections: int = 32) -> Any:
+def make_client(settings: Settings, max_connections: int = 32, streaming: bool = False) -> Any:
+    """A boto3 S3 client. `streaming=True` makes one for bodies that are still arriving while
+    they are sent: their payload is not signed (the signature would need the whole body
+    first) and nothing is retried (a body read once cannot be sent again)."""
+    s3: dict[str, Any] = {"payload_signing_enabled": False} if streaming else {}
+    if settings.s3_endpoint_url:
+        # Path style works with any endpoint (IP, localhost); virtual hosts need DNS per bucket.
+        s3["addressing_style"] = "path"
     config = botocore.config.Config(
         region_name=settings.s3_region or "us-east-1",
         signature_version="s3v4",
-        # Path style works with any endpoint (IP, localhost); virtual hosts need DNS per bucket.
-        s3={"addressing_style": "path"} if settings.s3_endpoint_url else {},
+        s3=s3,
         max_pool_connections=max_connections,
-        retries={"mode": "standard", "max_attempts": 4},
+        retries={"mode": "standard", "max_attempts": 1 if streaming else 4},
         connect_timeout=5,
         read_timeout=60,
         # Checksums only where S3 demands them: S3-compatible servers differ in what they
@@ -88,11 +96,17 @@ def _error_code(exc: BaseException) -> str:
     return ""
 
 
-async def _call(fn: Callable[..., T], /, **kwargs: Any) -> T:
+async def _call(
+    fn: Callable[..., T], /, *, limiter: anyio.CapacityLimiter | None = None, **kwargs: Any
+) -> T:
     """Run one boto3 call in a worker thread; its failures become StorageError."""
     try:
-        return await anyio.to_thread.run_sync(lambda: fn(**kwargs))
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        return await anyio.to_thread.run_sync(lambda: fn(**kwargs), limiter=limiter)
+    except (
+        botocore.exceptions.BotoCoreError,
+        botocore.exceptions.ClientError,
+        PartStreamCancelled,
+    ) as exc:
         raise StorageError(f"S3 {getattr(fn, '__name__', 'call')} failed: {exc}") from exc
 
 
@@ -129,18 +143,31 @@ async def _stream_object(
 class S3ChunkWriter(ChunkWriter):
     """Gathers bytes into parts of `part_size` and uploads up to `concurrency` of them at once.
 
-    Memory per writer: the tail being filled plus the parts in flight, at most
+    When the request said how long its body is (`expected`) and the bytes still to come will
+    fill the part being gathered, that part is uploaded while it arrives (a `PartStream`), so
+    the PATCH is answered soon after its last byte instead of one part upload later.
+
+    Memory per writer: the part being gathered plus the parts in flight, at most
     (concurrency + 1) * part_size. Nothing touches local disk.
     """
 
-    def __init__(self, store: S3UploadStore, upload_id: str, state: StorageState) -> None:
+    def __init__(
+        self, store: S3UploadStore, upload_id: str, state: StorageState, expected: int | None
+    ) -> None:
         self._store = store
         self._id = upload_id
         self._state = state
+        self._expected = expected
         self._parts: list[list[Any]] = [list(part) for part in state["parts"]]
-        self._buffer = bytearray()
+        # The bytes of the part being gathered, as they arrived (a list, not one growing
+        # buffer: no copying on the receive path). The truth for a tail, or for a streamed
+        # part whose upload failed.
+        self._pieces: list[bytes] = []
+        self._gathered = 0
         self._tail_loaded = state["tail"] == 0
-        self._inflight: deque[asyncio.Task[list[Any]]] = deque()
+        self._inflight: deque[asyncio.Task[list[Any] | None]] = deque()
+        self._stream: PartStream | None = None
+        self._stream_block: asyncio.Future[list[bytes] | None] | None = None
         self._failed: BaseException | None = None
         self.written = 0
 
@@ -150,32 +177,104 @@ class S3ChunkWriter(ChunkWriter):
         if not data:
             return
         if not self._tail_loaded:
-            self._buffer += await self._store.read_tail(self._id, self._state)
+            self._gather(await self._store.read_tail(self._id, self._state))
             self._tail_loaded = True
-        self._buffer += data
-        self.written += len(data)
         size = self._store.part_size
-        while len(self._buffer) >= size:
-            # One copy per part (boto3 takes a bytearray); emptying the buffer costs nothing.
-            block = self._buffer[:size]
-            del self._buffer[:size]
-            await self._send_part(block)
+        pos = 0
+        while pos < len(data):
+            if self._gathered >= size:  # a tail kept under a larger part size
+                await self._part_gathered()
+                continue
+            if self._stream is None and self._will_fill_part(len(data) - pos):
+                await self._open_stream()
+            piece = data[pos : pos + size - self._gathered]
+            pos += len(piece)
+            self.written += len(piece)
+            self._gather(piece)
+            if self._stream is not None:
+                self._stream.feed(piece)
+            if self._gathered == size:
+                await self._part_gathered()
 
-    async def _send_part(self, block: bytearray) -> None:
+    def _will_fill_part(self, left_in_data: int) -> bool:
+        if self._expected is None or not self._store.streams_parts:
+            return False
+        still_coming = self._expected - self.written
+        return self._gathered + max(still_coming, left_in_data) >= self._store.part_size
+
+    def _gather(self, piece: bytes) -> None:
+        if piece:
+            self._pieces.append(piece)
+            self._gathered += len(piece)
+
+    def _take_gathered(self) -> bytes:
+        block = b"".join(self._pieces)
+        self._pieces, self._gathered = [], 0
+        return block
+
+    async def _open_stream(self) -> None:
+        await self._make_room()
+        number = self._next_number()
+        stream = PartStream(self._store.part_size, self._store.stream_stall_seconds)
+        for piece in self._pieces:
+            stream.feed(piece)
+        block: asyncio.Future[list[bytes] | None] = asyncio.get_running_loop().create_future()
+        self._stream, self._stream_block = stream, block
+        self._inflight.append(asyncio.create_task(self._upload_streamed(number, stream, block)))
+
+    async def _upload_streamed(
+        self, number: int, stream: PartStream, block: asyncio.Future[list[bytes] | None]
+    ) -> list[Any] | None:
+        """The part, or None when the body ended before it was complete (the writer keeps its
+        bytes, and they become the tail)."""
+        try:
+            return await self._store.upload_part_stream(self._id, self._state, number, stream)
+        except StorageError:
+            pieces = await block
+            if pieces is None:
+                return None
+            # Every byte came but the streamed request failed (S3 gave up on a slow body, a
+            # dropped connection): the bytes are here, upload them the ordinary way.
+            return await self._store.upload_part(self._id, self._state, number, b"".join(pieces))
+
+    async def _part_gathered(self) -> None:
+        if self._stream is not None and self._stream_block is not None:
+            self._stream_block.set_result(self._pieces)
+            self._pieces, self._gathered = [], 0
+            self._stream = self._stream_block = None
+            return
+        block = self._take_gathered()
+        await self._make_room()
+        number = self._next_number()
+        self._inflight.append(
+            asyncio.create_task(self._store.upload_part(self._id, self._state, number, block))
+        )
+
+    def _cut_stream(self) -> None:
+        """The body ended inside a streamed part: drop its upload, keep its bytes."""
+        if self._stream is not None and self._stream_block is not None:
+            self._stream.cancel()
+            self._stream_block.set_result(None)
+            self._stream = self._stream_block = None
+
+    def _next_number(self) -> int:
+        return len(self._parts) + len(self._inflight) + 1
+
+    async def _make_room(self) -> None:
         while len(self._inflight) >= self._store.write_concurrency:
             await self._settle_oldest()
-        number = len(self._parts) + len(self._inflight) + 1
-        task = asyncio.create_task(self._store.upload_part(self._id, self._state, number, block))
-        self._inflight.append(task)
 
     async def _settle_oldest(self) -> None:
         task = self._inflight.popleft()
         try:
-            self._parts.append(await task)
+            part = await task
         except BaseException as exc:
             self._failed = exc
+            self._cut_stream()
             await self._drain()
             raise
+        if part is not None:
+            self._parts.append(part)
 
     async def _drain(self) -> None:
         """Wait for every part in flight (threads cannot be cancelled), keeping the first error."""
@@ -186,10 +285,11 @@ class S3ChunkWriter(ChunkWriter):
             except BaseException as exc:  # remembered, raised by the caller
                 self._failed = self._failed or exc
             else:
-                if self._failed is None:
+                if self._failed is None and part is not None:
                     self._parts.append(part)
 
     async def commit(self) -> StorageState:
+        self._cut_stream()
         await self._drain()
         if self._failed is not None:
             raise StorageError("a part upload failed; nothing of this chunk was kept") from (
@@ -200,7 +300,7 @@ class S3ChunkWriter(ChunkWriter):
             return dict(state)
         old_start = _parts_size(state["parts"])
         start = _parts_size(self._parts)
-        tail = bytes(self._buffer)
+        tail = self._take_gathered()
         if tail:
             await self._store.write_tail(self._id, start, tail)
         if state.get("stale_tail") is not None:
@@ -218,8 +318,9 @@ class S3ChunkWriter(ChunkWriter):
         # Parts uploaded under new numbers stay in the multipart upload unreferenced and are
         # overwritten by the next writer; the committed tail object was never touched.
         self._failed = self._failed or StorageError("rolled back")
+        self._cut_stream()
         await self._drain()
-        self._buffer = bytearray()
+        self._pieces, self._gathered = [], 0
 
 
 def _parts_size(parts: list[list[Any]]) -> int:
@@ -238,7 +339,11 @@ class S3UploadStore(UploadStore):
         part_size: int = 8 * MiB,
         write_concurrency: int = 4,
         tmp_dir: Path | None = None,
+        stream_client: Any | None = None,
+        stream_stall_seconds: float = 60.0,
     ) -> None:
+        """`stream_client` (see `make_client(streaming=True)`) uploads parts while their bytes
+        arrive; without it every part is gathered first, then uploaded."""
         if part_size < MIN_PART:
             raise ValueError(f"part_size must be at least {MIN_PART} bytes")
         self.client = client
@@ -246,6 +351,15 @@ class S3UploadStore(UploadStore):
         self.part_size = part_size
         self.write_concurrency = max(1, write_concurrency)
         self.tmp_dir = tmp_dir
+        self.stream_client = stream_client
+        self.stream_stall_seconds = stream_stall_seconds
+        # A streamed part holds its thread while the client sends: a slow client must not
+        # take the threads that every other call (database included) runs on.
+        self._stream_threads = anyio.CapacityLimiter(STREAM_THREADS)
+
+    @property
+    def streams_parts(self) -> bool:
+        return self.stream_client is not None
 
     def key(self, upload_id: str) -> str:
         return f"uploads/{upload_id}"
@@ -265,25 +379,34 @@ class S3UploadStore(UploadStore):
             "complete": False,
         }
 
-    async def open_writer(self, upload_id: str, offset: int, state: StorageState) -> ChunkWriter:
+    async def open_writer(
+        self, upload_id: str, offset: int, state: StorageState, expected: int | None = None
+    ) -> ChunkWriter:
         if state.get("complete"):
             raise StorageError("upload is already complete")
         if _offset(state) != offset:
             raise StorageError(f"stored state ends at {_offset(state)}, not at offset {offset}")
-        return S3ChunkWriter(self, upload_id, state)
+        return S3ChunkWriter(self, upload_id, state, expected)
 
     async def upload_part(
         self, upload_id: str, state: StorageState, number: int, block: bytes | bytearray
     ) -> list[Any]:
+        return await self._upload_block(self.key(upload_id), state["mpu"], number, block)
+
+    async def upload_part_stream(
+        self, upload_id: str, state: StorageState, number: int, stream: PartStream
+    ) -> list[Any]:
         response = await _call(
-            self.client.upload_part,
+            self.stream_client.upload_part,
+            limiter=self._stream_threads,
             Bucket=self.bucket,
             Key=self.key(upload_id),
             UploadId=state["mpu"],
             PartNumber=number,
-            Body=block,
+            Body=stream,
+            ContentLength=len(stream),
         )
-        return [number, response["ETag"], len(block)]
+        return [number, response["ETag"], len(stream)]
 
     async def read_tail(self, upload_id: str, state: StorageState) -> bytes:
         size = state["tail"]
@@ -323,8 +446,12 @@ class S3UploadStore(UploadStore):
             start = _parts_size(parts)
             parts.append(
                 await self._copy_part(
-                    key, state["mpu"], len(parts) + 1,
-                    self.tail_key(upload_id, start), 0, state["tail"],
+                    key,
+                    state["mpu"],
+                    len(parts) + 1,
+                    self.tail_key(upload_id, start),
+                    0,
+                    state["tail"],
                 )
             )
         await self._complete(key, state["mpu"], parts, length)
@@ -399,9 +526,7 @@ class S3UploadStore(UploadStore):
         if state.get("complete"):
             return _stream_object(self.client, self.bucket, self.key(upload_id), offset)
         if state["parts"] and offset > 0:
-            raise PartialReadUnsupported(
-                "S3 cannot read an incomplete upload past its first part"
-            )
+            raise PartialReadUnsupported("S3 cannot read an incomplete upload past its first part")
         return _stream_object(self.client, self.bucket, self.tail_key(upload_id, 0), offset)
 
     @asynccontextmanager
@@ -474,10 +599,16 @@ class S3UploadStore(UploadStore):
             await flush()
         return done
 
-    async def _upload_block(self, key: str, mpu: str, number: int, block: bytes) -> list[Any]:
+    async def _upload_block(
+        self, key: str, mpu: str, number: int, block: bytes | bytearray
+    ) -> list[Any]:
         response = await _call(
             self.client.upload_part,
-            Bucket=self.bucket, Key=key, UploadId=mpu, PartNumber=number, Body=block,
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=mpu,
+            PartNumber=number,
+            Body=block,
         )
         return [number, response["ETag"], len(block)]
 
@@ -558,8 +689,14 @@ class S3UploadStore(UploadStore):
 
 
 def _complete_state(length: int) -> StorageState:
-    return {"mpu": None, "parts": [], "tail": 0, "stale_tail": None, "complete": True,
-            "size": length}
+    return {
+        "mpu": None,
+        "parts": [],
+        "tail": 0,
+        "stale_tail": None,
+        "complete": True,
+        "size": length,
+    }
 
 
 class S3MediaStore(MediaStore):
@@ -631,5 +768,11 @@ def build_s3_stores(settings: Settings) -> tuple[S3UploadStore, S3MediaStore]:
         part_size=settings.s3_part_size,
         write_concurrency=settings.s3_write_concurrency,
         tmp_dir=tmp_dir,
+        stream_client=(
+            make_client(settings, max_connections=STREAM_THREADS, streaming=True)
+            if settings.s3_stream_parts
+            else None
+        ),
+        stream_stall_seconds=settings.read_timeout_seconds * 2,
     )
     return uploads, S3MediaStore(client, settings.s3_bucket)

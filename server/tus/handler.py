@@ -296,7 +296,9 @@ class TusApp:
         if with_body:
             try:
                 async with self.lock(upload_id) as lock:
-                    upload = await self.write_body(request, upload, lock, length, checksum)
+                    upload = await self.write_body(
+                        request, upload, lock, length, checksum, content_length
+                    )
             except HTTPError:
                 # The creation failed as a whole: the client never learns the URL.
                 await self.discard(upload)
@@ -478,7 +480,7 @@ class TusApp:
             was_complete = upload.is_complete and upload.length is not None
             if was_complete and content_length == 0:
                 return Response(status_code=204, headers=self.progress_headers(upload))
-            upload = await self.write_body(request, upload, lock, length, checksum)
+            upload = await self.write_body(request, upload, lock, length, checksum, content_length)
             if self.recent is not None:
                 self.recent.keep(upload)
             return Response(status_code=204, headers=self.progress_headers(upload))
@@ -490,11 +492,14 @@ class TusApp:
         lock: UploadLock,
         length: int | None,
         checksum: Checksum | None,
+        content_length: int | None,
     ) -> Upload:
         """Stream the body to storage and record the new offset; returns the updated upload."""
         limit = (length if length is not None else self.config.max_size) - upload.offset
         try:
-            writer = await self.store.open_writer(upload.id, upload.offset, upload.storage_state)
+            writer = await self.store.open_writer(
+                upload.id, upload.offset, upload.storage_state, content_length
+            )
         except StorageError as exc:
             raise InsufficientStorage(f"could not open the upload: {exc}") from exc
         hasher = checksum.hasher() if checksum else None
