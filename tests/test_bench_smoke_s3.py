@@ -14,6 +14,8 @@ def test_bench_s3_smoke_prints_its_numbers() -> None:
         [str(SCRIPT), "--smoke"], capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert re.search(r"^ratio tus/boto3: \d+\.\d+", done.stdout, re.MULTILINE), done.stdout
+    assert re.search(
+        r"^ratio tus/boto3: \d+\.\d+ .*; parts gathered first: \d+\.\d+$", done.stdout, re.MULTILINE
+    ), done.stdout
     assert re.search(r"^server RSS during \d+ MiB upload: .* peak \d+ MiB", done.stdout,
                      re.MULTILINE), done.stdout
