@@ -3,6 +3,7 @@ error it promises."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from tests.support.homes import (
     create_home,
     create_upload,
     finalize,
+    log_events,
     query,
     ready_uploads,
     small_jpeg,
@@ -319,3 +321,23 @@ def test_delete_home_releases_uploads_and_files(client: httpx.Client, database_u
     # Unpinned again: the owner may terminate them.
     res = client.delete(f"/files/{uploads[0]}", headers={"Tus-Resumable": "1.0.0"})
     assert res.status_code == 204
+
+
+def test_a_big_non_image_is_refused_by_its_first_bytes(
+    server: ServerProcess, client: httpx.Client
+) -> None:
+    """6 MiB of zip: more than one S3 part, refused from its first 4 KiB, never copied out of
+    storage for the decoder."""
+    data = b"PK\x03\x04" + bytes(range(256)) * (6 * 4096)
+    upload = tus_upload(client, data)
+    status = wait_processed(client, [upload])[upload]
+    assert (status["status"], status["error_code"]) == ("failed", "not_an_image")
+    deadline = time.monotonic() + 10  # the event is logged just after the status is saved
+    while not (events := [e for e in processed(server) if e["upload_id"] == upload]):
+        assert time.monotonic() < deadline, "no image_processed event"
+        time.sleep(0.05)
+    assert [e["refused_by"] for e in events] == ["first_bytes"]
+
+
+def processed(server: ServerProcess) -> list[dict[str, Any]]:
+    return log_events(server.log_text(), "image_processed")

@@ -58,6 +58,23 @@ class Rejection:
     reason: str
 
 
+# The bytes `images.sniff` looks at (its own _SNIFF_BYTES; that module imports Pillow, which
+# stays out of the server process).
+HEAD_BYTES = 4096
+
+
+def check_head(head: bytes) -> Rejection | None:
+    """Runs in a pool process: refuses a file that is no accepted image by its first bytes, so
+    a video or a zip is failed without being copied out of storage first."""
+    from server.images import ImageRejected, sniff
+
+    try:
+        sniff(head)
+    except ImageRejected as exc:
+        return Rejection(exc.code, str(exc))
+    return None
+
+
 def run_pipeline(src: str, out_dir: str, max_pixels: int) -> ProcessedImage | Rejection:
     """Runs in a pool process: the only place that imports the Pillow pipeline."""
     from server.images import ImageRejected, process_image
@@ -318,6 +335,17 @@ class ImageProcessor:
         loop = asyncio.get_running_loop()
         tmp_root = svc.settings.data_dir / "tmp"
         tmp_root.mkdir(parents=True, exist_ok=True)
+        head = b"".join(
+            [
+                block
+                async for block in svc.uploads.read(
+                    claim.upload_id, claim.storage_state, min(claim.length, HEAD_BYTES)
+                )
+            ]
+        )
+        refused = await loop.run_in_executor(self._pool, check_head, head)
+        if refused is not None:
+            return {**await self._reject(claim, refused), "refused_by": "first_bytes"}
         async with svc.uploads.local_path(
             claim.upload_id, claim.storage_state, claim.length
         ) as src:
@@ -326,14 +354,7 @@ class ImageProcessor:
                     self._pool, run_pipeline, str(src), out_dir, svc.settings.max_image_pixels
                 )
                 if isinstance(found, Rejection):
-                    await self._finish(
-                        claim,
-                        status=UploadStatus.FAILED,
-                        error_code=found.code,
-                        error=found.reason,
-                        result={},
-                    )
-                    return {"result": "failed", "error_code": found.code}
+                    return await self._reject(claim, found)
                 result = await self._store(claim, found)
         if not await self._finish(claim, status=UploadStatus.READY, result=result):
             # Our claim was taken over (we were too slow) or the upload was terminated:
@@ -342,6 +363,16 @@ class ImageProcessor:
                 await svc.media.delete(derivative["key"])
             return {"result": "lost_claim"}
         return {"result": "ready", "width": found.width, "height": found.height}
+
+    async def _reject(self, claim: Claim, rejection: Rejection) -> dict[str, Any]:
+        await self._finish(
+            claim,
+            status=UploadStatus.FAILED,
+            error_code=rejection.code,
+            error=rejection.reason,
+            result={},
+        )
+        return {"result": "failed", "error_code": rejection.code}
 
     async def _store(self, claim: Claim, found: ProcessedImage) -> dict[str, Any]:
         derivatives: dict[str, Any] = {}
