@@ -14,10 +14,13 @@ store a short one: `cancel` makes the next `read` raise, which drops the S3 requ
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 
 # Bytes handed to the socket per read: large enough that a part is a few dozen writes.
 SEND_BLOCK = 1024 * 1024
+# A reader waiting for a full block sends what it has after this long (a slow client).
+TRICKLE_SECONDS = 1.0
 
 
 class PartStreamCancelled(Exception):
@@ -68,25 +71,30 @@ class PartStream:
         with self._ready:
             if self._unread == 0:
                 return b""
+            idle_since = time.monotonic()
             while not self._ready_to_send():
-                if not self._ready.wait(self._stall_seconds):
-                    # Nothing came for that long: the S3 request would hang on an idle socket
-                    # (S3 times such requests out itself); give it up. The writer still has
-                    # the bytes and uploads the part plainly if the body goes on.
+                if self._ready.wait(min(TRICKLE_SECONDS, self._stall_seconds)):
+                    continue
+                if self._queued:
+                    break  # a slow client: send what came rather than leave S3's socket idle
+                if time.monotonic() - idle_since >= self._stall_seconds:
+                    # Nothing came for that long: S3 would time the request out itself. The
+                    # writer still has the bytes and uploads the part plainly if they come.
                     raise PartStreamCancelled(f"no bytes for {self._stall_seconds:g} s")
             if self._cancelled:
                 raise PartStreamCancelled("the body ended before the part was complete")
-            block = bytearray()
-            while self._pieces and len(block) < SEND_BLOCK:
+            views: list[memoryview] = []
+            taken = 0
+            while self._pieces and taken < SEND_BLOCK:
                 head = self._pieces.popleft()
-                take = SEND_BLOCK - len(block)
-                if len(head) > take:
-                    self._pieces.appendleft(head[take:])
-                    head = head[:take]
-                block += head
-            self._queued -= len(block)
-            self._unread -= len(block)
-        return bytes(block)
+                if len(head) > SEND_BLOCK - taken:
+                    self._pieces.appendleft(head[SEND_BLOCK - taken :])
+                    head = head[: SEND_BLOCK - taken]
+                views.append(head)
+                taken += len(head)
+            self._queued -= taken
+            self._unread -= taken
+        return b"".join(views)
 
     def _ready_to_send(self) -> bool:
         return self._cancelled or self._queued >= SEND_BLOCK or (self.full and self._queued > 0)
