@@ -441,29 +441,26 @@ def s3_uploads(s3_server: S3Server, tmp_path: Path, **env: str) -> S3UploadStore
     return uploads
 
 
-async def test_s3_streams_parts_only_when_the_body_will_fill_them(
+async def test_s3_streams_the_last_full_part_of_each_body(
     s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Only the part whose upload would otherwise wait for the body's end goes up while it
+    arrives; earlier parts of a long body are gathered and go up while the rest arrives."""
     uploads = s3_uploads(s3_server, tmp_path)
     calls = PartCalls(uploads, monkeypatch)
-    data = noise(3 * PART + 1000, 90)
+    data = noise(4 * PART + 1000, 90)
+    sizes = [2 * MiB, PART, 2 * PART]  # then the rest
     upload_id = new_id()
     state = await uploads.create(upload_id)
-    # 2 MiB with a Content-Length: no part to fill, the bytes become the tail.
-    state = await append(uploads, upload_id, 0, state, data[: 2 * MiB])
-    # Tail + 2 parts' worth: both parts go up while the body arrives, the first starting
-    # with the tail's bytes.
-    state = await append(uploads, upload_id, 2 * MiB, state, data[2 * MiB : 2 * PART + 2 * MiB])
-    # No Content-Length (chunked): the writer cannot know, so the part is gathered first.
-    state = await append(
-        uploads,
-        upload_id,
-        2 * PART + 2 * MiB,
-        state,
-        data[2 * PART + 2 * MiB :],
-        told_length=False,
-    )
-    assert (calls.streamed, calls.plain) == ([1, 2], [3])
+    offset = 0
+    for size in sizes:
+        # 2 MiB: no part fills, the bytes become the tail. PART: part 1 (the tail's bytes
+        # first) is streamed. 2 * PART: part 2 is gathered, part 3 streamed.
+        state = await append(uploads, upload_id, offset, state, data[offset : offset + size])
+        offset += size
+    # No Content-Length (chunked): the writer cannot know, so part 4 is gathered first.
+    state = await append(uploads, upload_id, offset, state, data[offset:], told_length=False)
+    assert (calls.streamed, calls.plain) == ([1, 3], [2, 4])
     state = await uploads.finish(upload_id, len(data), state)
     assert await collect(uploads.read(upload_id, state, len(data))) == data
 

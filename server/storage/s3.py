@@ -143,9 +143,9 @@ async def _stream_object(
 class S3ChunkWriter(ChunkWriter):
     """Gathers bytes into parts of `part_size` and uploads up to `concurrency` of them at once.
 
-    When the request said how long its body is (`expected`) and the bytes still to come will
-    fill the part being gathered, that part is uploaded while it arrives (a `PartStream`), so
-    the PATCH is answered soon after its last byte instead of one part upload later.
+    When the request said how long its body is (`expected`), the body's last full part is
+    uploaded while it arrives (a `PartStream`), so the PATCH is answered soon after its last
+    byte instead of one part upload later.
 
     Memory per writer: the part being gathered plus the parts in flight, at most
     (concurrency + 1) * part_size. Nothing touches local disk.
@@ -185,7 +185,7 @@ class S3ChunkWriter(ChunkWriter):
             if self._gathered >= size:  # a tail kept under a larger part size
                 await self._part_gathered()
                 continue
-            if self._stream is None and self._will_fill_part(len(data) - pos):
+            if self._stream is None and self._is_last_full_part(len(data) - pos):
                 await self._open_stream()
             piece = data[pos : pos + size - self._gathered]
             pos += len(piece)
@@ -196,11 +196,15 @@ class S3ChunkWriter(ChunkWriter):
             if self._gathered == size:
                 await self._part_gathered()
 
-    def _will_fill_part(self, left_in_data: int) -> bool:
+    def _is_last_full_part(self, left_in_data: int) -> bool:
+        """Whether the part being gathered will fill and no full part follows it in this body:
+        the one part whose upload would otherwise start only after the body ends. Earlier
+        parts are gathered and go up while the rest of the body still arrives."""
         if self._expected is None or not self._store.streams_parts:
             return False
-        still_coming = self._expected - self.written
-        return self._gathered + max(still_coming, left_in_data) >= self._store.part_size
+        still_coming = max(self._expected - self.written, left_in_data)
+        size = self._store.part_size
+        return size <= self._gathered + still_coming < 2 * size
 
     def _gather(self, piece: bytes) -> None:
         if piece:
