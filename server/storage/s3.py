@@ -166,8 +166,9 @@ class S3ChunkWriter(ChunkWriter):
         self._gathered = 0
         self._tail_loaded = state["tail"] == 0
         self._inflight: deque[asyncio.Task[list[Any] | None]] = deque()
-        self._stream: PartStream | None = None
-        self._stream_block: asyncio.Future[list[bytes] | None] | None = None
+        # The part being sent while it arrives, and where its bytes go once it is complete
+        # (None: the body ended first).
+        self._streaming: tuple[PartStream, asyncio.Future[list[bytes] | None]] | None = None
         self._failed: BaseException | None = None
         self.written = 0
 
@@ -185,14 +186,14 @@ class S3ChunkWriter(ChunkWriter):
             if self._gathered >= size:  # a tail kept under a larger part size
                 await self._part_gathered()
                 continue
-            if self._stream is None and self._is_last_full_part(len(data) - pos):
+            if self._streaming is None and self._is_last_full_part(len(data) - pos):
                 await self._open_stream()
             piece = data[pos : pos + size - self._gathered]
             pos += len(piece)
             self.written += len(piece)
             self._gather(piece)
-            if self._stream is not None:
-                self._stream.feed(piece)
+            if self._streaming is not None:
+                self._streaming[0].feed(piece)
             if self._gathered == size:
                 await self._part_gathered()
 
@@ -211,10 +212,9 @@ class S3ChunkWriter(ChunkWriter):
             self._pieces.append(piece)
             self._gathered += len(piece)
 
-    def _take_gathered(self) -> bytes:
-        block = b"".join(self._pieces)
-        self._pieces, self._gathered = [], 0
-        return block
+    def _drop_gathered(self) -> list[bytes]:
+        pieces, self._pieces, self._gathered = self._pieces, [], 0
+        return pieces
 
     async def _open_stream(self) -> None:
         await self._make_room()
@@ -223,7 +223,7 @@ class S3ChunkWriter(ChunkWriter):
         for piece in self._pieces:
             stream.feed(piece)
         block: asyncio.Future[list[bytes] | None] = asyncio.get_running_loop().create_future()
-        self._stream, self._stream_block = stream, block
+        self._streaming = stream, block
         self._inflight.append(asyncio.create_task(self._upload_streamed(number, stream, block)))
 
     async def _upload_streamed(
@@ -242,12 +242,11 @@ class S3ChunkWriter(ChunkWriter):
             return await self._store.upload_part(self._id, self._state, number, b"".join(pieces))
 
     async def _part_gathered(self) -> None:
-        if self._stream is not None and self._stream_block is not None:
-            self._stream_block.set_result(self._pieces)
-            self._pieces, self._gathered = [], 0
-            self._stream = self._stream_block = None
+        if self._streaming is not None:
+            self._streaming[1].set_result(self._drop_gathered())
+            self._streaming = None
             return
-        block = self._take_gathered()
+        block = b"".join(self._drop_gathered())
         await self._make_room()
         number = self._next_number()
         self._inflight.append(
@@ -256,10 +255,11 @@ class S3ChunkWriter(ChunkWriter):
 
     def _cut_stream(self) -> None:
         """The body ended inside a streamed part: drop its upload, keep its bytes."""
-        if self._stream is not None and self._stream_block is not None:
-            self._stream.cancel()
-            self._stream_block.set_result(None)
-            self._stream = self._stream_block = None
+        if self._streaming is not None:
+            stream, block = self._streaming
+            stream.cancel()
+            block.set_result(None)
+            self._streaming = None
 
     def _next_number(self) -> int:
         return len(self._parts) + len(self._inflight) + 1
@@ -304,7 +304,7 @@ class S3ChunkWriter(ChunkWriter):
             return dict(state)
         old_start = _parts_size(state["parts"])
         start = _parts_size(self._parts)
-        tail = self._take_gathered()
+        tail = b"".join(self._drop_gathered())
         if tail:
             await self._store.write_tail(self._id, start, tail)
         if state.get("stale_tail") is not None:
@@ -324,7 +324,7 @@ class S3ChunkWriter(ChunkWriter):
         self._failed = self._failed or StorageError("rolled back")
         self._cut_stream()
         await self._drain()
-        self._pieces, self._gathered = [], 0
+        self._drop_gathered()
 
 
 def _parts_size(parts: list[list[Any]]) -> int:
