@@ -54,7 +54,9 @@ async def copy_body(
     timeout = asyncio.timeout(None)
 
     def wake() -> None:
-        if waiting:
+        # Once the deadline has fired the copy is already being stopped; moving it then raises
+        # RuntimeError, in the request that asked for the stop.
+        if waiting and not timeout.expired():
             timeout.reschedule(loop.time())
 
     unregister = lock.on_stop(wake)
